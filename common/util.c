@@ -1,0 +1,129 @@
+/*
+ * util.c - randomness, clocks, backoff and buffers shared by both programs.
+ */
+#include "util.h"
+
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void util_random_bytes(unsigned char *buf, size_t len)
+{
+    if (RAND_bytes(buf, (int)len) != 1) {
+        /* Without randomness we cannot make ids or jitter safely: nothing sane to do. */
+        fputs("fatal: RAND_bytes failed\n", stderr);
+        abort();
+    }
+}
+
+void util_uuid_v4(char out[UUID_STR_LEN])
+{
+    unsigned char b[16];
+    util_random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, UUID_STR_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+bool util_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return s[36] == '\0';
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t util_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t util_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms)
+{
+    int64_t ceiling = base_ms;
+    uint32_t r;
+
+    for (unsigned i = 0; i < attempt && ceiling < cap_ms; i++)
+        ceiling *= 2;
+    if (ceiling > cap_ms)
+        ceiling = cap_ms;
+    if (ceiling <= 0)
+        return 0;
+    util_random_bytes((unsigned char *)&r, sizeof(r));
+    return (int64_t)(r % (uint64_t)(ceiling + 1));
+}
+
+size_t util_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+    size_t n = strlen(src);
+    if (dstlen) {
+        size_t c = n < dstlen - 1 ? n : dstlen - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}
+
+void buf_init(struct buf *b, size_t limit)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->limit = limit;
+}
+
+int buf_append(struct buf *b, const void *data, size_t len)
+{
+    if (b->limit && b->len + len > b->limit)
+        return -1;
+    if (b->len + len + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < b->len + len + 1)
+            ncap *= 2;
+        char *n = realloc(b->data, ncap);
+        if (!n)
+            return -1;
+        b->data = n;
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    buf_init(b, b->limit);
+}

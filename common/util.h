@@ -1,0 +1,42 @@
+/*
+ * util.h - small helpers every module needs: randomness and UUIDs, clocks,
+ * jittered backoff, a growable byte buffer, bounded string copies.
+ */
+#ifndef ORDER_UTIL_H
+#define ORDER_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_STR_LEN 37 /* 36 characters and the terminator */
+
+/* Cryptographically strong random bytes (OpenSSL RAND_bytes); aborts if the RNG fails. */
+void util_random_bytes(unsigned char *buf, size_t len);
+/* Writes a random (version 4) UUID in lower case into out[UUID_STR_LEN]. */
+void util_uuid_v4(char out[UUID_STR_LEN]);
+/* True for the canonical 8-4-4-4-12 hex form, any case. */
+bool util_is_uuid(const char *s);
+
+int64_t util_mono_ms(void); /* monotonic clock, for timers and deadlines */
+int64_t util_wall_ms(void); /* Unix epoch milliseconds */
+
+/* "Full jitter" exponential backoff: random in [0, min(cap, base * 2^attempt)]. */
+int64_t util_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms);
+
+/* Copies at most dstlen-1 bytes and always terminates; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* A growable buffer; len never counts the terminating NUL that is always kept. */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t limit; /* 0 = unlimited; appends beyond it fail */
+};
+void buf_init(struct buf *b, size_t limit);
+int buf_append(struct buf *b, const void *data, size_t len); /* 0 or -1 */
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+#endif
