@@ -1,0 +1,259 @@
+# ECS cluster (Container Insights on: it also provides the RunningTaskCount
+# metric the worker auto scaling divides by), Fargate task definitions for
+# the api, the worker and the one-off migration, and the two services.
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+locals {
+  api_image    = "${aws_ecr_repository.this["api"].repository_url}:${var.image_tag}"
+  worker_image = "${aws_ecr_repository.this["worker"].repository_url}:${var.image_tag}"
+
+  # DATABASE_URL holds no secret: the password comes from PGPASSWORD (libpq),
+  # injected from the RDS-managed secret's "password" JSON key.
+  database_url = "postgresql://${var.db_username}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${var.db_name}?sslmode=require"
+
+  common_environment = [
+    { name = "DATABASE_URL", value = local.database_url },
+    { name = "AWS_REGION", value = data.aws_region.current.name },
+    { name = "SQS_QUEUE_URL", value = aws_sqs_queue.orders.url },
+    { name = "LOG_LEVEL", value = var.log_level },
+  ]
+
+  db_password_secret = [
+    { name = "PGPASSWORD", valueFrom = "${local.db_secret_arn}:password::" },
+  ]
+
+  api_log_configuration = {
+    logDriver = "awslogs"
+    options = {
+      awslogs-group         = aws_cloudwatch_log_group.ecs["api"].name
+      awslogs-region        = data.aws_region.current.name
+      awslogs-stream-prefix = "api"
+    }
+  }
+}
+
+# ---------------------------------------------------------------- api
+
+resource "aws_ecs_task_definition" "api" {
+  family                   = "${var.name}-api"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.api_cpu
+  memory                   = var.api_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.api_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "order-api"
+      image                  = local.api_image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      portMappings = [
+        { containerPort = var.api_port, protocol = "tcp" },
+      ]
+      environment = concat(local.common_environment, [
+        { name = "PORT", value = tostring(var.api_port) },
+      ])
+      secrets = local.db_password_secret
+      healthCheck = {
+        command     = ["CMD", "/usr/local/bin/order-api", "healthcheck"]
+        interval    = 15
+        timeout     = 5
+        retries     = 3
+        startPeriod = 10
+      }
+      stopTimeout      = 30
+      logConfiguration = local.api_log_configuration
+    },
+  ])
+}
+
+resource "aws_ecs_service" "api" {
+  name            = "${var.name}-api"
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.api.arn
+  desired_count   = var.api_desired_count
+  launch_type     = "FARGATE"
+
+  enable_ecs_managed_tags           = true
+  propagate_tags                    = "SERVICE"
+  health_check_grace_period_seconds = 30
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = local.private_subnet_ids
+    security_groups  = [aws_security_group.api.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.api.arn
+    container_name   = "order-api"
+    container_port   = var.api_port
+  }
+
+  # auto scaling owns desired_count after creation
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [
+    aws_lb_listener.http,
+    aws_lb_listener.https,
+    aws_iam_role_policy.execution,
+  ]
+}
+
+# ---------------------------------------------------------------- worker
+
+resource "aws_ecs_task_definition" "worker" {
+  family                   = "${var.name}-worker"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.worker_cpu
+  memory                   = var.worker_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.worker_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "order-worker"
+      image                  = local.worker_image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      environment = concat(local.common_environment, [
+        { name = "PAYMENT_DELAY_MS", value = tostring(var.payment_delay_ms) },
+        { name = "WORKER_MAX_IN_FLIGHT", value = tostring(var.worker_max_in_flight) },
+        { name = "WORKER_SHUTDOWN_GRACE_MS", value = tostring(var.worker_shutdown_grace_ms) },
+        { name = "METRICS_PORT", value = tostring(var.metrics_port) },
+      ])
+      secrets = local.db_password_secret
+      # liveness: the Prometheus endpoint answers 200 (bash /dev/tcp, no curl in the image)
+      healthCheck = {
+        command = [
+          "CMD", "/bin/bash", "-c",
+          "exec 3<>/dev/tcp/127.0.0.1/${var.metrics_port} && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '",
+        ]
+        interval    = 15
+        timeout     = 5
+        retries     = 3
+        startPeriod = 15
+      }
+      # SIGTERM, then WORKER_SHUTDOWN_GRACE_MS (25 s) of draining, SIGKILL at 30 s
+      stopTimeout = 30
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.ecs["worker"].name
+          awslogs-region        = data.aws_region.current.name
+          awslogs-stream-prefix = "worker"
+        }
+      }
+    },
+  ])
+}
+
+resource "aws_ecs_service" "worker" {
+  name            = "${var.name}-worker"
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.worker.arn
+  desired_count   = var.worker_min_count
+  launch_type     = "FARGATE"
+
+  enable_ecs_managed_tags = true
+  propagate_tags          = "SERVICE"
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = local.private_subnet_ids
+    security_groups  = [aws_security_group.worker.id]
+    assign_public_ip = false
+  }
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_iam_role_policy.execution]
+}
+
+# ---------------------------------------------------------------- migration (one-off)
+
+# Same image as the api, command ["migrate"]: applies migrations/*.sql and
+# exits. Run it with `aws ecs run-task` before (re)deploying the services; the
+# exact command is in the `migrate_command` output and in README.md.
+resource "aws_ecs_task_definition" "migrate" {
+  family                   = "${var.name}-migrate"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 256
+  memory                   = 512
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.migrate_task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "migrate"
+      image                  = local.api_image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      command                = ["migrate"]
+      environment            = local.common_environment
+      secrets                = local.db_password_secret
+      logConfiguration = merge(local.api_log_configuration, {
+        options = merge(local.api_log_configuration.options, { awslogs-stream-prefix = "migrate" })
+      })
+    },
+  ])
+}
