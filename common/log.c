@@ -58,7 +58,7 @@ int log_enabled(enum log_level level)
 
 static json_t *log_line(enum log_level level, const struct log_fields *f, const char *msg)
 {
-    char ts[40];
+    char ts[64];
     struct timespec now;
     struct tm tm;
 

@@ -1,0 +1,659 @@
+/*
+ * loop.c - order-worker's event loop: one thread, libcurl multi, timers.
+ *
+ * Payments are timers on the loop, never sleeps: a received order is held
+ * until its payment is due while the loop keeps polling, so one worker holds
+ * up to WORKER_MAX_IN_FLIGHT orders at once. Several long polls stay
+ * outstanding while there is room. Everything that touches many messages is
+ * batched: one lookup statement per receive, one payment statement per group
+ * of due timers, DeleteMessageBatch and ChangeMessageVisibilityBatch by ten.
+ *
+ * A message is deleted only after its order is PROCESSED (or found already
+ * PROCESSED/CANCELED), so a crash at any point means redelivery, and the
+ * conditional update makes redelivery harmless. Held messages get their
+ * visibility extended before it runs out; on shutdown whatever is unfinished
+ * is made visible again at once.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "credentials.h"
+#include "log.h"
+#include "worker.h"
+
+#define RECEIVE_BATCH 10
+#define DELETE_RETRIES 5
+
+enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY };
+
+/* One SQS request in flight (or waiting for its retry timer). */
+struct op {
+    enum op_kind kind;
+    struct sqs_request *req;
+    struct held *items[SQS_MAX_BATCH]; /* OP_DELETE owns them; OP_VISIBILITY borrows ids only */
+    size_t n;
+    int64_t retry_at; /* 0 when not waiting */
+    struct op *next;  /* retry list */
+};
+
+static struct {
+    CURLM *multi;
+    struct sqs_client *sqs;
+    struct creds_provider *creds;
+    /* payment timers: a binary min-heap on due_ms */
+    struct held **heap;
+    size_t heap_n, heap_cap;
+    /* all held messages, oldest first (visibility extension scans from the front) */
+    struct held *first, *last;
+    size_t held_n;
+    /* messages waiting for a lookup (database was down) */
+    struct held **lookup_q;
+    size_t lookup_n, lookup_cap;
+    /* deletes not yet sent */
+    struct held *del_q[SQS_MAX_BATCH];
+    size_t del_n;
+    struct op *retries;
+    struct op **recv_ops; /* receives on the multi handle, to abandon them on stop */
+    size_t recv_n;
+    int polls;      /* outstanding ReceiveMessage */
+    int ops;        /* outstanding other SQS requests */
+    bool stopping;
+    int64_t stop_deadline;
+    int64_t db_retry_at; /* no polls or DB work before this while the database is down */
+    unsigned db_failures;
+    int64_t next_visibility_scan;
+} L;
+
+/* ---- held messages and the timer heap -------------------------------------- */
+
+static void heap_swap(size_t a, size_t b)
+{
+    struct held *t = L.heap[a];
+    L.heap[a] = L.heap[b];
+    L.heap[b] = t;
+    L.heap[a]->heap_idx = a;
+    L.heap[b]->heap_idx = b;
+}
+
+static void heap_push(struct held *h)
+{
+    if (L.heap_n == L.heap_cap) {
+        L.heap_cap = L.heap_cap ? L.heap_cap * 2 : 256;
+        L.heap = realloc(L.heap, L.heap_cap * sizeof(*L.heap));
+    }
+    size_t i = L.heap_n++;
+    L.heap[i] = h;
+    h->heap_idx = i;
+    while (i > 0 && L.heap[(i - 1) / 2]->due_ms > L.heap[i]->due_ms) {
+        heap_swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static struct held *heap_pop(void)
+{
+    struct held *top = L.heap[0];
+    L.heap[0] = L.heap[--L.heap_n];
+    L.heap[0]->heap_idx = 0;
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < L.heap_n && L.heap[l]->due_ms < L.heap[m]->due_ms)
+            m = l;
+        if (r < L.heap_n && L.heap[r]->due_ms < L.heap[m]->due_ms)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(i, m);
+        i = m;
+    }
+    return top;
+}
+
+static void held_link(struct held *h)
+{
+    h->prev = L.last;
+    h->next = NULL;
+    if (L.last)
+        L.last->next = h;
+    else
+        L.first = h;
+    L.last = h;
+    L.held_n++;
+    atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
+}
+
+static void held_free(struct held *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        L.first = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    else
+        L.last = h->prev;
+    L.held_n--;
+    atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
+    free(h->receipt);
+    free(h);
+}
+
+static struct log_fields fields_of(const struct held *h)
+{
+    struct log_fields f = {.order_id = h->order_id[0] ? h->order_id : NULL,
+                           .correlation_id = h->correlation_id[0] ? h->correlation_id : NULL,
+                           .message_id = h->message_id,
+                           .trace_id = h->trace_header[0] ? h->trace_header : NULL,
+                           .traceparent = h->traceparent[0] ? h->traceparent : NULL};
+    return f;
+}
+
+/* ---- SQS requests on the multi handle --------------------------------------- */
+
+static void op_start(struct op *o)
+{
+    struct sqs_error err;
+    long extra = o->kind == OP_RECEIVE ? (long)wcfg.wait_time_s * 1000 : 0;
+    if (sqs_request_prepare(o->req, extra, &err) != 0) {
+        /* credentials could not be had: try again later */
+        log_warn(NULL, "cannot sign SQS request: %s", err.message);
+        o->retry_at = util_mono_ms() + sqs_request_backoff_ms(o->req) + 1000;
+        o->next = L.retries;
+        L.retries = o;
+        return;
+    }
+    o->retry_at = 0;
+    curl_easy_setopt(sqs_request_easy(o->req), CURLOPT_PRIVATE, (char *)o);
+    if (o->kind == OP_RECEIVE)
+        L.recv_ops[L.recv_n++] = o;
+    curl_multi_add_handle(L.multi, sqs_request_easy(o->req));
+    atomic_fetch_add(&wmetrics.sqs_requests, 1);
+}
+
+static struct op *op_new(enum op_kind kind, enum sqs_action action, char *body)
+{
+    struct op *o = calloc(1, sizeof(*o));
+    o->kind = kind;
+    o->req = sqs_request_new(L.sqs, action, body, o);
+    return o;
+}
+
+static void op_free(struct op *o)
+{
+    if (o->kind == OP_DELETE)
+        for (size_t i = 0; i < o->n; i++)
+            held_free(o->items[i]);
+    sqs_request_free(o->req);
+    free(o);
+}
+
+static void start_poll(void)
+{
+    char *body = sqs_encode_receive_message(wcfg.queue_url, RECEIVE_BATCH, (int)wcfg.wait_time_s,
+                                            (int)wcfg.visibility_s);
+    struct op *o = op_new(OP_RECEIVE, SQS_RECEIVE_MESSAGE, body);
+    L.polls++;
+    op_start(o);
+}
+
+static void flush_deletes(void)
+{
+    if (!L.del_n)
+        return;
+    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    char ids[SQS_MAX_BATCH][4];
+    struct op *o = calloc(1, sizeof(*o));
+    o->kind = OP_DELETE;
+    for (size_t i = 0; i < L.del_n; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%zu", i);
+        e[i] = (struct sqs_receipt_entry){.id = ids[i], .receipt_handle = L.del_q[i]->receipt};
+        o->items[i] = L.del_q[i];
+    }
+    o->n = L.del_n;
+    char *body = sqs_encode_delete_message_batch(wcfg.queue_url, e, L.del_n);
+    o->req = sqs_request_new(L.sqs, SQS_DELETE_MESSAGE_BATCH, body, o);
+    L.del_n = 0;
+    L.ops++;
+    op_start(o);
+}
+
+/* Acknowledges h: queued for DeleteMessageBatch, freed once deleted. */
+static void ack(struct held *h)
+{
+    h->state = H_DONE;
+    L.del_q[L.del_n++] = h;
+    if (L.del_n == SQS_MAX_BATCH)
+        flush_deletes();
+}
+
+static void change_visibility(struct held **h, size_t n, int timeout_s)
+{
+    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    char ids[SQS_MAX_BATCH][4];
+    for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
+        size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "%zu", i);
+            e[i] = (struct sqs_receipt_entry){
+                .id = ids[i], .receipt_handle = h[off + i]->receipt, .visibility_timeout = timeout_s};
+        }
+        char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, e, k);
+        struct op *o = op_new(OP_VISIBILITY, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body);
+        L.ops++;
+        op_start(o);
+    }
+}
+
+/* ---- what happens to received messages ------------------------------------- */
+
+static void db_failed(const char *what, const char *err)
+{
+    int64_t d = util_backoff_ms(L.db_failures++, 250, 10000) + 100;
+    L.db_retry_at = util_mono_ms() + d;
+    atomic_fetch_add(&wmetrics.failed, 1);
+    log_warn(NULL, "%s: database unavailable (%s); retrying in %lld ms", what, err, (long long)d);
+}
+
+/* A message we will never be able to process: leave it to the redrive policy. */
+static void poison(struct held *h, const char *reason)
+{
+    struct log_fields f = fields_of(h);
+    atomic_fetch_add(&wmetrics.failed, 1);
+    log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
+    struct held *one[1] = {h};
+    change_visibility(one, 1, (int)wcfg.poison_delay_s);
+    held_free(h);
+}
+
+static void lookup(struct held **h, size_t n)
+{
+    enum ledger_status st[RECEIVE_BATCH * 4];
+    char err[512];
+    if (n > sizeof(st) / sizeof(st[0]))
+        n = sizeof(st) / sizeof(st[0]);
+    if (util_mono_ms() < L.db_retry_at || ledger_lookup(h, n, st, err, sizeof(err)) != 0) {
+        if (util_mono_ms() >= L.db_retry_at)
+            db_failed("lookup", err);
+        for (size_t i = 0; i < n; i++) {
+            if (L.lookup_n == L.lookup_cap) {
+                L.lookup_cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
+                L.lookup_q = realloc(L.lookup_q, L.lookup_cap * sizeof(*L.lookup_q));
+            }
+            L.lookup_q[L.lookup_n++] = h[i];
+        }
+        return;
+    }
+    L.db_failures = 0;
+    int64_t now = util_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct log_fields f = fields_of(h[i]);
+        switch (st[i]) {
+        case LEDGER_MISSING:
+            poison(h[i], "poison message: no order has this id");
+            break;
+        case LEDGER_DONE:
+            atomic_fetch_add(&wmetrics.skipped, 1);
+            log_kv(LOG_INFO, &f, "order already processed or canceled: acknowledged, not paid",
+                   "receive_count", (long long)h[i]->receive_count, NULL);
+            ack(h[i]);
+            break;
+        case LEDGER_PENDING:
+            h[i]->state = H_PAYING;
+            h[i]->due_ms = now + wcfg.payment_delay_ms;
+            heap_push(h[i]);
+            log_kv(LOG_INFO, &f, "payment started", "receive_count",
+                   (long long)h[i]->receive_count, "delay_ms", (long long)wcfg.payment_delay_ms,
+                   NULL);
+            break;
+        }
+    }
+}
+
+static void on_received(struct op *o)
+{
+    size_t len, n = 0;
+    const char *resp = sqs_request_response(o->req, &len);
+    struct sqs_message *msgs = NULL;
+    struct sqs_error err;
+    struct held *batch[RECEIVE_BATCH];
+    size_t nb = 0;
+
+    if (sqs_decode_receive_message(resp, len, &msgs, &n, &err) != 0) {
+        log_warn(NULL, "cannot read a ReceiveMessage response: %s", err.message);
+        return;
+    }
+    int64_t now = util_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct sqs_message *m = &msgs[i];
+        struct held *h = calloc(1, sizeof(*h));
+        char why[128];
+        util_strlcpy(h->message_id, m->message_id ? m->message_id : "", sizeof(h->message_id));
+        h->receipt = m->receipt_handle ? strdup(m->receipt_handle) : strdup("");
+        h->receive_count = m->receive_count;
+        h->received_ms = now;
+        h->visible_until_ms = now + wcfg.visibility_s * 1000;
+        h->state = H_LOOKUP;
+        const char *cid = sqs_message_attr(m, "correlation_id");
+        if (cid && order_correlation_id_valid(cid))
+            util_strlcpy(h->correlation_id, cid, sizeof(h->correlation_id));
+        const char *tp = sqs_message_attr(m, "traceparent");
+        if (tp)
+            util_strlcpy(h->traceparent, tp, sizeof(h->traceparent));
+        if (m->trace_header)
+            util_strlcpy(h->trace_header, m->trace_header, sizeof(h->trace_header));
+        held_link(h);
+        atomic_fetch_add(&wmetrics.received, 1);
+        if (m->receive_count > 1)
+            atomic_fetch_add(&wmetrics.redelivered, 1);
+        if (!m->body || order_message_parse(m->body, strlen(m->body), h->order_id, why,
+                                            sizeof(why)) != 0) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "poison message: %s", m->body ? why : "no body");
+            poison(h, reason);
+            continue;
+        }
+        struct log_fields f = fields_of(h);
+        log_kv(LOG_DEBUG, &f, "message received", "receive_count", (long long)m->receive_count,
+               NULL);
+        batch[nb++] = h;
+    }
+    sqs_messages_free(msgs, n);
+    if (nb)
+        lookup(batch, nb);
+}
+
+static void run_due_payments(int64_t now)
+{
+    struct held *due[1024];
+    bool paid[1024];
+    size_t n = 0;
+    char err[512];
+
+    if (now < L.db_retry_at)
+        return;
+    while (L.heap_n && L.heap[0]->due_ms <= now && n < sizeof(due) / sizeof(due[0]))
+        due[n++] = heap_pop();
+    if (!n)
+        return;
+    if (ledger_pay(due, n, paid, err, sizeof(err)) != 0) {
+        db_failed("payment", err);
+        for (size_t i = 0; i < n; i++) {
+            due[i]->due_ms = L.db_retry_at;
+            heap_push(due[i]);
+        }
+        return;
+    }
+    L.db_failures = 0;
+    int64_t wall = util_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct held *h = due[i];
+        struct log_fields f = fields_of(h);
+        int64_t pay_ms = now - h->received_ms;
+        if (paid[i]) {
+            int64_t e2e = wall - h->order_created_ms;
+            atomic_fetch_add(&wmetrics.processed, 1);
+            histogram_observe_ms(&wmetrics.payment_latency, (double)pay_ms);
+            histogram_observe_ms(&wmetrics.end_to_end_latency, (double)e2e);
+            log_kv(LOG_INFO, &f, "order processed", "payment_ms", (long long)pay_ms,
+                   "end_to_end_ms", (long long)e2e, NULL);
+        } else {
+            atomic_fetch_add(&wmetrics.skipped, 1);
+            log_info(&f, "order no longer pending (processed elsewhere or canceled): not paid");
+        }
+        ack(h);
+    }
+}
+
+static void retry_lookups(int64_t now)
+{
+    if (!L.lookup_n || now < L.db_retry_at)
+        return;
+    struct held **q = L.lookup_q;
+    size_t n = L.lookup_n;
+    L.lookup_q = NULL;
+    L.lookup_n = L.lookup_cap = 0;
+    for (size_t off = 0; off < n; off += RECEIVE_BATCH * 4) {
+        size_t k = n - off < RECEIVE_BATCH * 4 ? n - off : RECEIVE_BATCH * 4;
+        lookup(q + off, k);
+    }
+    free(q);
+}
+
+/* Extends, in batches, every held message whose visibility ends within a third of the timeout. */
+static void extend_visibility(int64_t now)
+{
+    struct held *ext[1024];
+    size_t n = 0;
+    int64_t margin = wcfg.visibility_s * 1000 / 3;
+    if (now < L.next_visibility_scan)
+        return;
+    L.next_visibility_scan = now + 1000;
+    for (struct held *h = L.first; h && n < 1024; h = h->next) {
+        if (h->state == H_DONE || h->visible_until_ms - now > margin)
+            continue;
+        h->visible_until_ms = now + wcfg.visibility_s * 1000;
+        ext[n++] = h;
+    }
+    if (n) {
+        log_kv(LOG_INFO, NULL, "extending visibility of held messages", "count", (long long)n,
+               NULL);
+        change_visibility(ext, n, (int)wcfg.visibility_s);
+    }
+}
+
+static void recv_forget(struct op *o)
+{
+    for (size_t i = 0; i < L.recv_n; i++)
+        if (L.recv_ops[i] == o) {
+            L.recv_ops[i] = L.recv_ops[--L.recv_n];
+            return;
+        }
+}
+
+/* ---- completions -------------------------------------------------------------- */
+
+static void on_done(CURL *easy, CURLcode code)
+{
+    struct op *o = NULL;
+    struct sqs_error err;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&o);
+    curl_multi_remove_handle(L.multi, easy);
+    if (!o)
+        return;
+    if (o->kind == OP_RECEIVE)
+        recv_forget(o);
+    struct sqs_request *req = o->req;
+    if (sqs_request_complete(req, code, &err) != 0) {
+        atomic_fetch_add(&wmetrics.sqs_errors, 1);
+        bool retry = sqs_error_retryable(&err) &&
+                     (o->kind == OP_RECEIVE || sqs_request_attempts(req) < DELETE_RETRIES);
+        if (o->kind == OP_RECEIVE && L.stopping)
+            retry = false;
+        log_warn(NULL, "SQS %s failed (%s%s%s)%s", sqs_action_name(sqs_request_action(req)),
+                 err.type[0] ? err.type : "", err.type[0] ? ": " : "", err.message,
+                 retry ? "; will retry" : "");
+        if (retry) {
+            o->retry_at = util_mono_ms() + sqs_request_backoff_ms(req);
+            o->next = L.retries;
+            L.retries = o;
+            return;
+        }
+        if (o->kind == OP_RECEIVE)
+            L.polls--;
+        else
+            L.ops--;
+        op_free(o); /* undeleted messages come back and are acknowledged then */
+        return;
+    }
+    size_t len;
+    const char *resp = sqs_request_response(req, &len);
+    if (o->kind == OP_RECEIVE) {
+        L.polls--;
+        on_received(o);
+    } else {
+        L.ops--;
+        struct sqs_batch_result res;
+        if (sqs_decode_batch_result(resp, len, &res, &err) == 0) {
+            for (size_t i = 0; i < res.n_failed; i++)
+                log_warn(NULL, "SQS %s entry failed: %s: %s",
+                         sqs_action_name(sqs_request_action(req)),
+                         res.failed[i].code ? res.failed[i].code : "",
+                         res.failed[i].message ? res.failed[i].message : "");
+            sqs_batch_result_free(&res);
+        }
+    }
+    op_free(o);
+}
+
+static void run_retries(int64_t now, int64_t *next_timer)
+{
+    struct op **pp = &L.retries;
+    while (*pp) {
+        struct op *o = *pp;
+        if (o->kind == OP_RECEIVE && L.stopping) {
+            *pp = o->next;
+            L.polls--;
+            op_free(o);
+            continue;
+        }
+        if (o->retry_at <= now) {
+            *pp = o->next;
+            op_start(o);
+            continue;
+        }
+        if (o->retry_at < *next_timer)
+            *next_timer = o->retry_at;
+        pp = &o->next;
+    }
+}
+
+/* Makes every unfinished message visible again and waits (bounded) for it. */
+static void release_all(void)
+{
+    struct held *rel[4096];
+    size_t n = 0;
+    for (struct held *h = L.first; h && n < 4096; h = h->next)
+        if (h->state != H_DONE)
+            rel[n++] = h;
+    if (n) {
+        log_kv(LOG_WARN, NULL, "shutdown grace over: returning unfinished messages to the queue",
+               "count", (long long)n, NULL);
+        change_visibility(rel, n, 0);
+    }
+    int64_t deadline = util_mono_ms() + 3000;
+    while (L.ops > 0 && util_mono_ms() < deadline) {
+        int running, q;
+        curl_multi_poll(L.multi, NULL, 0, 100, NULL);
+        curl_multi_perform(L.multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(L.multi, &q)))
+            if (m->msg == CURLMSG_DONE)
+                on_done(m->easy_handle, m->data.result);
+    }
+}
+
+static void begin_stop(void)
+{
+    L.stopping = true;
+    L.stop_deadline = util_mono_ms() + wcfg.shutdown_grace_ms;
+    log_kv(LOG_INFO, NULL, "stopping: no new receives, finishing held orders", "held",
+           (long long)L.held_n, "grace_ms", (long long)wcfg.shutdown_grace_ms, NULL);
+}
+
+/* Outstanding long polls are abandoned on stop: whatever they would have
+ * returned stays invisible only until its visibility timeout. */
+static void abort_polls(void)
+{
+    while (L.recv_n) {
+        struct op *o = L.recv_ops[--L.recv_n];
+        curl_multi_remove_handle(L.multi, sqs_request_easy(o->req));
+        L.polls--;
+        op_free(o);
+    }
+}
+
+int loop_run(int signal_fd)
+{
+    char err[512];
+    int rc = 0;
+
+    L.multi = curl_multi_init();
+    L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
+    curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)(wcfg.max_polls + 16));
+    L.creds = creds_provider_new_default(err, sizeof(err));
+    if (!L.creds) {
+        log_error(NULL, "no AWS credentials: %s", err);
+        curl_multi_cleanup(L.multi);
+        return 1;
+    }
+    L.sqs = sqs_client_new(&wcfg.sqs, L.creds);
+    if (ledger_connect(err, sizeof(err)) != 0)
+        db_failed("connect", err);
+
+    for (;;) {
+        int64_t now = util_mono_ms();
+        if (L.stopping) {
+            bool idle = L.held_n == 0 && L.ops == 0;
+            if (idle || now >= L.stop_deadline) {
+                if (!idle)
+                    release_all();
+                break;
+            }
+        } else {
+            while (L.polls < wcfg.max_polls && now >= L.db_retry_at &&
+                   (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <=
+                       wcfg.max_in_flight)
+                start_poll();
+        }
+        retry_lookups(now);
+        run_due_payments(now);
+        extend_visibility(now);
+        flush_deletes();
+
+        int64_t next = now + 1000;
+        run_retries(now, &next);
+        if (L.heap_n && L.heap[0]->due_ms < next)
+            next = L.heap[0]->due_ms;
+        if (L.db_retry_at > now && L.db_retry_at < next)
+            next = L.db_retry_at;
+        if (L.stopping && L.stop_deadline < next)
+            next = L.stop_deadline;
+        int timeout = (int)(next - util_mono_ms());
+        if (timeout < 0)
+            timeout = 0;
+
+        struct curl_waitfd wfd = {.fd = signal_fd, .events = CURL_WAIT_POLLIN};
+        int running, q;
+        curl_multi_poll(L.multi, &wfd, 1, timeout, NULL);
+        if (wfd.revents & CURL_WAIT_POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(signal_fd, &si, sizeof(si)) == sizeof(si) && !L.stopping) {
+                log_info(NULL, "received %s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                begin_stop();
+                abort_polls();
+            }
+        }
+        curl_multi_perform(L.multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(L.multi, &q)))
+            if (m->msg == CURLMSG_DONE)
+                on_done(m->easy_handle, m->data.result);
+    }
+    log_kv(LOG_INFO, NULL, "order-worker stopped", "processed",
+           (long long)atomic_load(&wmetrics.processed), NULL);
+    ledger_close();
+    sqs_client_free(L.sqs);
+    creds_provider_free(L.creds);
+    curl_multi_cleanup(L.multi);
+    free(L.heap);
+    free(L.lookup_q);
+    free(L.recv_ops);
+    return rc;
+}

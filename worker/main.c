@@ -1,0 +1,216 @@
+/*
+ * main.c - order-worker: configuration, signals, the metrics endpoint, and
+ * the event loop that does the work (loop.c).
+ *
+ * SIGTERM and SIGINT arrive through a signalfd watched by the loop, so a
+ * stop is just another event: no handler runs in the middle of a request.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "worker.h"
+
+#ifndef ORDER_VERSION
+#define ORDER_VERSION "dev"
+#endif
+
+struct worker_config wcfg;
+struct worker_metrics wmetrics;
+static struct MHD_Daemon *metrics_daemon;
+
+static const char usage[] =
+    "usage: order-worker [--help] [--version]\n"
+    "\n"
+    "Long-polls SQS_QUEUE_URL, pays each order after PAYMENT_DELAY_MS and marks it\n"
+    "PROCESSED. Configuration comes from the environment (see README.md):\n"
+    "  DATABASE_URL (required), SQS_QUEUE_URL (required), AWS_REGION, AWS_ENDPOINT_URL_SQS,\n"
+    "  AWS credentials (environment or ECS container endpoint), LOG_LEVEL (info),\n"
+    "  PAYMENT_DELAY_MS (2000), WORKER_MAX_IN_FLIGHT (1000), WORKER_MAX_POLLS (20),\n"
+    "  WORKER_WAIT_TIME_S (20), WORKER_VISIBILITY_TIMEOUT_S (30), WORKER_POISON_DELAY_S (10),\n"
+    "  WORKER_SHUTDOWN_GRACE_MS (25000), METRICS_PORT (9100, 0 = off), BIND_ADDRESS (0.0.0.0).\n";
+
+static void die_config(const char *err)
+{
+    fprintf(stderr, "order-worker: configuration error: %s\n", err);
+    exit(2);
+}
+
+static void load_config(void)
+{
+    char err[256];
+    int64_t level;
+    if ((level = log_level_parse(config_str("LOG_LEVEL", "info"))) < 0)
+        die_config("LOG_LEVEL must be one of debug, info, warn, error");
+    log_init("order-worker", (enum log_level)level);
+    if (config_required("DATABASE_URL", &wcfg.database_url, err, sizeof(err)) != 0 ||
+        db_conninfo_check(wcfg.database_url, err, sizeof(err)) != 0 ||
+        config_required("SQS_QUEUE_URL", &wcfg.queue_url, err, sizeof(err)) != 0 ||
+        config_int("PAYMENT_DELAY_MS", 2000, 0, 600000, &wcfg.payment_delay_ms, err,
+                   sizeof(err)) != 0 ||
+        config_int("WORKER_MAX_IN_FLIGHT", 1000, 10, 100000, &wcfg.max_in_flight, err,
+                   sizeof(err)) != 0 ||
+        config_int("WORKER_MAX_POLLS", 20, 1, 200, &wcfg.max_polls, err, sizeof(err)) != 0 ||
+        config_int("WORKER_WAIT_TIME_S", 20, 0, 20, &wcfg.wait_time_s, err, sizeof(err)) != 0 ||
+        config_int("WORKER_VISIBILITY_TIMEOUT_S", 30, 5, 43200, &wcfg.visibility_s, err,
+                   sizeof(err)) != 0 ||
+        config_int("WORKER_POISON_DELAY_S", 10, 0, 43200, &wcfg.poison_delay_s, err,
+                   sizeof(err)) != 0 ||
+        config_int("WORKER_SHUTDOWN_GRACE_MS", 25000, 0, 600000, &wcfg.shutdown_grace_ms, err,
+                   sizeof(err)) != 0 ||
+        config_int("METRICS_PORT", 9100, 0, 65535, &wcfg.metrics_port, err, sizeof(err)) != 0 ||
+        sqs_config_from_env(&wcfg.sqs, err, sizeof(err)) != 0)
+        die_config(err);
+    wcfg.bind_address = config_str("BIND_ADDRESS", "0.0.0.0");
+}
+
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    struct buf b;
+    int status = 200;
+    buf_init(&b, 0);
+    if (strcmp(method, "GET") != 0) {
+        status = 405;
+        buf_append(&b, "method not allowed\n", 19);
+    } else if (strcmp(url, "/metrics") == 0) {
+        static const struct {
+            const char *name, *help;
+            _Atomic uint64_t *v;
+        } counters[] = {
+            {"order_worker_messages_received_total", "Messages received from SQS",
+             &wmetrics.received},
+            {"order_worker_orders_processed_total", "Orders paid and PROCESSED by this worker",
+             &wmetrics.processed},
+            {"order_worker_messages_skipped_total",
+             "Messages acknowledged without payment (already processed or canceled)",
+             &wmetrics.skipped},
+            {"order_worker_messages_failed_total", "Poison messages and failed attempts",
+             &wmetrics.failed},
+            {"order_worker_messages_redelivered_total", "Messages received more than once",
+             &wmetrics.redelivered},
+            {"order_worker_sqs_requests_total", "SQS requests sent", &wmetrics.sqs_requests},
+            {"order_worker_sqs_errors_total", "Failed SQS requests", &wmetrics.sqs_errors},
+        };
+        for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+            metrics_header(&b, counters[i].name, "counter", counters[i].help);
+            metrics_sample(&b, counters[i].name, "", (double)atomic_load(counters[i].v));
+        }
+        metrics_header(&b, "order_worker_messages_in_flight", "gauge", "Messages held now");
+        metrics_sample(&b, "order_worker_messages_in_flight", "",
+                       (double)atomic_load(&wmetrics.in_flight));
+        metrics_header(&b, "order_worker_payment_duration_seconds", "histogram",
+                       "From receipt of the message to the order PROCESSED");
+        metrics_histogram(&b, "order_worker_payment_duration_seconds", "",
+                          &wmetrics.payment_latency);
+        metrics_header(&b, "order_worker_end_to_end_seconds", "histogram",
+                       "From order creation to PROCESSED");
+        metrics_histogram(&b, "order_worker_end_to_end_seconds", "",
+                          &wmetrics.end_to_end_latency);
+    } else if (strcmp(url, "/healthz") == 0) {
+        buf_append(&b, "ok\n", 3);
+    } else {
+        status = 404;
+        buf_append(&b, "not found\n", 10);
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(b.len, b.data ? b.data : (char *)"", MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    buf_free(&b);
+    return ret;
+}
+
+int metrics_server_start(char *err, size_t errlen)
+{
+    struct sockaddr_in addr;
+    if (wcfg.metrics_port == 0)
+        return 0;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)wcfg.metrics_port);
+    if (inet_pton(AF_INET, wcfg.bind_address, &addr.sin_addr) != 1) {
+        snprintf(err, errlen, "BIND_ADDRESS must be an IPv4 address");
+        return -1;
+    }
+    metrics_daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_metrics, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT,
+        5u, MHD_OPTION_END);
+    if (!metrics_daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%lld for metrics (METRICS_PORT)",
+                 wcfg.bind_address, (long long)wcfg.metrics_port);
+        return -1;
+    }
+    return 0;
+}
+
+void metrics_server_stop(void)
+{
+    if (metrics_daemon)
+        MHD_stop_daemon(metrics_daemon);
+    metrics_daemon = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    char err[256];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("order-worker %s\n", ORDER_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "order-worker: unknown argument '%s'\n%s", argv[i], usage);
+        return 2;
+    }
+    load_config();
+    histogram_init(&wmetrics.payment_latency, metrics_latency_bounds, metrics_latency_n);
+    histogram_init(&wmetrics.end_to_end_latency, metrics_latency_bounds, metrics_latency_n);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        log_error(NULL, "signalfd failed");
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (metrics_server_start(err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot start: %s", err);
+        return 1;
+    }
+    log_kv(LOG_INFO, NULL, "order-worker started", "max_in_flight", (long long)wcfg.max_in_flight,
+           "payment_delay_ms", (long long)wcfg.payment_delay_ms, "metrics_port",
+           (long long)wcfg.metrics_port, NULL);
+    int rc = loop_run(sfd);
+    metrics_server_stop();
+    close(sfd);
+    curl_global_cleanup();
+    return rc;
+}
