@@ -635,12 +635,13 @@ int http_start(char *err, size_t errlen)
     daemon_h = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api_cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)api_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)api_cfg.client_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_END);
     if (!daemon_h) {
         snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
                  api_cfg.bind_address, (long long)api_cfg.port);

@@ -75,13 +75,26 @@ static json_t *nullable(PGresult *r, int row, int col)
 
 static json_t *order_row(PGresult *r, int row)
 {
-    json_t *items = json_loads(PQgetvalue(r, row, 4), 0, NULL);
+    /* jsonb reorders keys; give items back in the order clients sent them */
+    json_t *stored = json_loads(PQgetvalue(r, row, 4), 0, NULL);
+    json_t *items = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(stored, i, it)
+    {
+        json_t *o = json_object();
+        json_object_set(o, "product_id", json_object_get(it, "product_id"));
+        json_object_set(o, "quantity", json_object_get(it, "quantity"));
+        json_object_set(o, "unit_price_cents", json_object_get(it, "unit_price_cents"));
+        json_array_append_new(items, o);
+    }
+    json_decref(stored);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(PQgetvalue(r, row, 0)));
     json_object_set_new(o, "status", json_string(PQgetvalue(r, row, 1)));
     json_object_set_new(o, "customer_id", json_string(PQgetvalue(r, row, 2)));
     json_object_set_new(o, "currency", json_string(PQgetvalue(r, row, 3)));
-    json_object_set_new(o, "items", items ? items : json_array());
+    json_object_set_new(o, "items", items);
     json_object_set_new(o, "total_cents", json_integer(strtoll(PQgetvalue(r, row, 5), NULL, 10)));
     json_object_set_new(o, "correlation_id", json_string(PQgetvalue(r, row, 6)));
     json_object_set_new(o, "created_at", json_string(PQgetvalue(r, row, 7)));
