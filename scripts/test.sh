@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test, doing its own set-up on a fresh Debian/Ubuntu machine:
+#   unit tests (cmocka, every SigV4 vector) in a normal and an ASan+UBSan build,
+#   integration tests against real PostgreSQL and LocalStack with both builds,
+#   bounded libFuzzer runs, Terraform/Dockerfile checks, and the container test.
+# It starts the services it needs and stops them on exit. The last line reads
+# "all: N passed, M failed" (one entry per suite).
+#
+# Usage: scripts/test.sh [--quick]   (--quick: skip the ASan integration run,
+#                                     fuzzing, deploy checks and containers)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+
+passed=0 failed=0 failures=()
+suite() {
+  local name=$1; shift
+  echo "=== $name" >&2
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: passed ($((SECONDS - t0)) s)" >&2
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)" >&2
+  fi
+}
+
+scripts/bootstrap.sh $( ((quick)) || echo --with-containers) || exit 1
+scripts/build.sh || exit 1
+scripts/build.sh --asan || exit 1
+
+export CMOCKA_MESSAGE_OUTPUT=stdout
+suite unit ctest --test-dir build --output-on-failure
+suite unit-asan ctest --test-dir build-asan --output-on-failure
+
+scripts/services.sh start || exit 1
+trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider tests/integration -q)
+suite integration env ORDER_BIN="$ROOT/build" "${PYTEST[@]}"
+if ((!quick)); then
+  suite integration-asan env ORDER_BIN="$ROOT/build-asan" ORDER_SANITIZED=1 "${PYTEST[@]}"
+  suite fuzz scripts/fuzz.sh 30
+  suite deploy-checks scripts/check-deploy.sh
+  suite containers scripts/container-test.sh
+fi
+
+((failed)) && echo "failed suites: ${failures[*]}" >&2
+echo "all: $passed passed, $failed failed"
+exit $((failed > 0))
