@@ -46,7 +46,7 @@ const char *sqs_action_name(enum sqs_action a);
 struct sqs_config {
     char endpoint[512]; /* scheme://host[:port], no trailing slash */
     char region[64];
-    bool verify_tls;            /* always true unless SQS_INSECURE_TLS=1 (local testing) */
+    bool verify_tls;            /* always true: TLS is verified, there is no switch */
     long connect_timeout_ms;    /* default 2000 */
     long request_timeout_ms;    /* default 30000; long polls add their WaitTimeSeconds */
     unsigned max_attempts;      /* synchronous calls, default 5 */
@@ -186,7 +186,8 @@ struct sqs_request;
 struct sqs_request *sqs_request_new(struct sqs_client *c, enum sqs_action a, char *body,
                                     void *userdata);
 /* Signs with the current time and credentials and resets the response; call
- * before every attempt, then add sqs_request_easy(r) to a multi handle.
+ * before every attempt (with the easy handle out of any multi), then add
+ * sqs_request_easy(r) to a multi handle. The handle's CURLOPT_PRIVATE is r.
  * extra_timeout_ms is added to the configured request timeout (long polls). */
 int sqs_request_prepare(struct sqs_request *r, long extra_timeout_ms, struct sqs_error *err);
 CURL *sqs_request_easy(struct sqs_request *r);

@@ -1,0 +1,1534 @@
+/*
+ * test_sqs.c - the SQS client: JSON encoders and decoders, error
+ * classification, configuration from the environment, and the transport
+ * against a small HTTP/1.1 server running in a thread of this test.
+ *
+ * The server is scripted (one status and body per request) and counts
+ * requests and accepted TCP connections, so retries and keep-alive are
+ * observed from the far side of the socket rather than assumed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "credentials.h"
+#include "sigv4.h"
+#include "sqs.h"
+
+#define QURL "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define TOKEN "IQoJb3JpZ2luX2VjEXAMPLETOKEN"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static json_t *parse(const char *s)
+{
+    json_error_t e;
+    assert_non_null(s);
+    json_t *j = json_loads(s, 0, &e);
+    if (!j)
+        fail_msg("encoder produced invalid JSON: %s: %s", e.text, s);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *path)
+{
+    /* "a.b.c" walks objects; returns NULL when any step is missing */
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    json_t *cur = o;
+    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save))
+        cur = json_object_get(cur, tok);
+    return json_string_value(cur);
+}
+
+static bool array_has(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void env_clear(void)
+{
+    static const char *vars[] = {
+        "AWS_REGION",       "AWS_DEFAULT_REGION",     "AWS_ENDPOINT_URL_SQS",  "AWS_ENDPOINT_URL",
+        "SQS_MAX_ATTEMPTS", "SQS_CONNECT_TIMEOUT_MS", "SQS_REQUEST_TIMEOUT_MS"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void test_action_names(void **state)
+{
+    (void)state;
+    assert_string_equal(sqs_action_name(SQS_SEND_MESSAGE), "SendMessage");
+    assert_string_equal(sqs_action_name(SQS_SEND_MESSAGE_BATCH), "SendMessageBatch");
+    assert_string_equal(sqs_action_name(SQS_RECEIVE_MESSAGE), "ReceiveMessage");
+    assert_string_equal(sqs_action_name(SQS_DELETE_MESSAGE), "DeleteMessage");
+    assert_string_equal(sqs_action_name(SQS_DELETE_MESSAGE_BATCH), "DeleteMessageBatch");
+    assert_string_equal(sqs_action_name(SQS_CHANGE_MESSAGE_VISIBILITY), "ChangeMessageVisibility");
+    assert_string_equal(sqs_action_name(SQS_CHANGE_MESSAGE_VISIBILITY_BATCH),
+                        "ChangeMessageVisibilityBatch");
+    assert_string_equal(sqs_action_name(SQS_GET_QUEUE_URL), "GetQueueUrl");
+    assert_string_equal(sqs_action_name(SQS_GET_QUEUE_ATTRIBUTES), "GetQueueAttributes");
+}
+
+static void test_encode_send_message(void **state)
+{
+    (void)state;
+    struct sqs_attr attrs[] = {{"correlation_id", "c-1"}, {"order_id", "o-42"}};
+    struct sqs_send_entry e = {.id = "ignored",
+                               .body = "{\"order\":\"\xc3\xa9\"}",
+                               .attrs = attrs,
+                               .n_attrs = 2,
+                               .trace_header = "Root=1-5759e988-bd862e3fe1be46a994272793"};
+    char *s = sqs_encode_send_message(QURL, &e);
+    json_t *j = parse(s);
+    assert_string_equal(jstr(j, "QueueUrl"), QURL);
+    assert_string_equal(jstr(j, "MessageBody"), "{\"order\":\"\xc3\xa9\"}");
+    assert_null(json_object_get(j, "Id"));
+    assert_string_equal(jstr(j, "MessageAttributes.correlation_id.DataType"), "String");
+    assert_string_equal(jstr(j, "MessageAttributes.correlation_id.StringValue"), "c-1");
+    assert_string_equal(jstr(j, "MessageAttributes.order_id.StringValue"), "o-42");
+    assert_string_equal(jstr(j, "MessageSystemAttributes.AWSTraceHeader.DataType"), "String");
+    assert_string_equal(jstr(j, "MessageSystemAttributes.AWSTraceHeader.StringValue"),
+                        "Root=1-5759e988-bd862e3fe1be46a994272793");
+    json_decref(j);
+    free(s);
+
+    /* Without attributes or a trace header neither map is sent. */
+    struct sqs_send_entry plain = {.body = "hello"};
+    s = sqs_encode_send_message(QURL, &plain);
+    j = parse(s);
+    assert_string_equal(jstr(j, "MessageBody"), "hello");
+    assert_null(json_object_get(j, "MessageAttributes"));
+    assert_null(json_object_get(j, "MessageSystemAttributes"));
+    json_decref(j);
+    free(s);
+}
+
+static void test_encode_send_message_rejects(void **state)
+{
+    (void)state;
+    struct sqs_send_entry e = {.body = NULL};
+    assert_null(sqs_encode_send_message(QURL, &e));
+    e.body = "";
+    assert_null(sqs_encode_send_message(QURL, &e));
+    e.body = "bad \x01 control";
+    assert_null(sqs_encode_send_message(QURL, &e));
+    e.body = "bad utf8 \xff";
+    assert_null(sqs_encode_send_message(QURL, &e));
+    e.body = "ok";
+    assert_null(sqs_encode_send_message(NULL, &e));
+    assert_null(sqs_encode_send_message("", &e));
+
+    char *big = malloc(SQS_MAX_BODY_BYTES + 2);
+    assert_non_null(big);
+    memset(big, 'x', SQS_MAX_BODY_BYTES + 1);
+    big[SQS_MAX_BODY_BYTES + 1] = '\0';
+    e.body = big;
+    assert_null(sqs_encode_send_message(QURL, &e));
+    big[SQS_MAX_BODY_BYTES] = '\0'; /* exactly the limit is fine */
+    char *s = sqs_encode_send_message(QURL, &e);
+    assert_non_null(s);
+    free(s);
+    free(big);
+
+    struct sqs_attr dup[] = {{"a", "1"}, {"a", "2"}};
+    struct sqs_send_entry d = {.body = "x", .attrs = dup, .n_attrs = 2};
+    assert_null(sqs_encode_send_message(QURL, &d));
+    struct sqs_attr noval[] = {{"a", NULL}};
+    struct sqs_send_entry nv = {.body = "x", .attrs = noval, .n_attrs = 1};
+    assert_null(sqs_encode_send_message(QURL, &nv));
+}
+
+static void test_encode_send_message_batch(void **state)
+{
+    (void)state;
+    struct sqs_attr attrs[] = {{"order_id", "o-1"}};
+    struct sqs_send_entry e[2] = {
+        {.id = "m0", .body = "first", .attrs = attrs, .n_attrs = 1},
+        {.id = "m_1-b", .body = "second", .trace_header = "Root=1-abc"},
+    };
+    char *s = sqs_encode_send_message_batch(QURL, e, 2);
+    json_t *j = parse(s);
+    assert_string_equal(jstr(j, "QueueUrl"), QURL);
+    json_t *entries = json_object_get(j, "Entries");
+    assert_true(json_is_array(entries));
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(jstr(json_array_get(entries, 0), "Id"), "m0");
+    assert_string_equal(jstr(json_array_get(entries, 0), "MessageBody"), "first");
+    assert_string_equal(jstr(json_array_get(entries, 0), "MessageAttributes.order_id.StringValue"),
+                        "o-1");
+    assert_string_equal(jstr(json_array_get(entries, 1), "Id"), "m_1-b");
+    assert_string_equal(jstr(json_array_get(entries, 1), "MessageBody"), "second");
+    assert_string_equal(
+        jstr(json_array_get(entries, 1), "MessageSystemAttributes.AWSTraceHeader.StringValue"),
+        "Root=1-abc");
+    json_decref(j);
+    free(s);
+
+    struct sqs_send_entry many[11];
+    char ids[11][8];
+    for (int i = 0; i < 11; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "e%d", i);
+        many[i] = (struct sqs_send_entry){.id = ids[i], .body = "b"};
+    }
+    assert_null(sqs_encode_send_message_batch(QURL, many, 0));
+    assert_null(sqs_encode_send_message_batch(QURL, many, 11));
+    s = sqs_encode_send_message_batch(QURL, many, 10);
+    assert_non_null(s);
+    free(s);
+
+    struct sqs_send_entry bad[2] = {{.id = "a b", .body = "x"}, {.id = "ok", .body = "y"}};
+    assert_null(sqs_encode_send_message_batch(QURL, bad, 2));
+    bad[0].id = "same";
+    bad[1].id = "same";
+    assert_null(sqs_encode_send_message_batch(QURL, bad, 2));
+    bad[0].id = NULL;
+    assert_null(sqs_encode_send_message_batch(QURL, bad, 2));
+    bad[0].id = "one";
+    bad[1].id = "two";
+    bad[1].body = "";
+    assert_null(sqs_encode_send_message_batch(QURL, bad, 2));
+}
+
+static void test_encode_receive_message(void **state)
+{
+    (void)state;
+    char *s = sqs_encode_receive_message(QURL, 10, 20, -1);
+    json_t *j = parse(s);
+    assert_string_equal(jstr(j, "QueueUrl"), QURL);
+    assert_int_equal(json_integer_value(json_object_get(j, "MaxNumberOfMessages")), 10);
+    assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 20);
+    assert_null(json_object_get(j, "VisibilityTimeout"));
+    json_t *man = json_object_get(j, "MessageAttributeNames");
+    assert_int_equal(json_array_size(man), 1);
+    assert_true(array_has(man, "All"));
+    const char *keys[] = {"MessageSystemAttributeNames", "AttributeNames"};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(j, keys[k]);
+        assert_true(json_is_array(a));
+        assert_true(array_has(a, "ApproximateReceiveCount"));
+        assert_true(array_has(a, "SentTimestamp"));
+        assert_true(array_has(a, "AWSTraceHeader"));
+    }
+    json_decref(j);
+    free(s);
+
+    s = sqs_encode_receive_message(QURL, 1, 0, 30);
+    j = parse(s);
+    assert_int_equal(json_integer_value(json_object_get(j, "VisibilityTimeout")), 30);
+    assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 0);
+    json_decref(j);
+    free(s);
+
+    assert_null(sqs_encode_receive_message(QURL, 0, 20, -1));
+    assert_null(sqs_encode_receive_message(QURL, 11, 20, -1));
+    assert_null(sqs_encode_receive_message(QURL, 5, 21, -1));
+    assert_null(sqs_encode_receive_message(QURL, 5, -1, -1));
+    assert_null(sqs_encode_receive_message(QURL, 5, 1, 43201));
+    assert_null(sqs_encode_receive_message(NULL, 5, 1, -1));
+}
+
+static void test_encode_delete_and_visibility(void **state)
+{
+    (void)state;
+    char *s = sqs_encode_delete_message(QURL, "rh-1");
+    json_t *j = parse(s);
+    assert_string_equal(jstr(j, "QueueUrl"), QURL);
+    assert_string_equal(jstr(j, "ReceiptHandle"), "rh-1");
+    json_decref(j);
+    free(s);
+    assert_null(sqs_encode_delete_message(QURL, NULL));
+    assert_null(sqs_encode_delete_message(QURL, ""));
+
+    s = sqs_encode_change_visibility(QURL, "rh-2", 120);
+    j = parse(s);
+    assert_string_equal(jstr(j, "ReceiptHandle"), "rh-2");
+    assert_int_equal(json_integer_value(json_object_get(j, "VisibilityTimeout")), 120);
+    json_decref(j);
+    free(s);
+    s = sqs_encode_change_visibility(QURL, "rh-2", 0); /* 0 = visible again at once */
+    assert_non_null(s);
+    free(s);
+    assert_null(sqs_encode_change_visibility(QURL, "rh-2", -1));
+    assert_null(sqs_encode_change_visibility(QURL, "rh-2", 43201));
+    assert_null(sqs_encode_change_visibility(QURL, NULL, 10));
+
+    struct sqs_receipt_entry e[2] = {{"d0", "rh-a", 5}, {"d1", "rh-b", 60}};
+    s = sqs_encode_delete_message_batch(QURL, e, 2);
+    j = parse(s);
+    json_t *entries = json_object_get(j, "Entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(jstr(json_array_get(entries, 1), "Id"), "d1");
+    assert_string_equal(jstr(json_array_get(entries, 1), "ReceiptHandle"), "rh-b");
+    assert_null(json_object_get(json_array_get(entries, 0), "VisibilityTimeout"));
+    json_decref(j);
+    free(s);
+
+    s = sqs_encode_change_visibility_batch(QURL, e, 2);
+    j = parse(s);
+    entries = json_object_get(j, "Entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(jstr(json_array_get(entries, 0), "ReceiptHandle"), "rh-a");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(entries, 0), "VisibilityTimeout")), 5);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(entries, 1), "VisibilityTimeout")), 60);
+    json_decref(j);
+    free(s);
+
+    assert_null(sqs_encode_delete_message_batch(QURL, e, 0));
+    assert_null(sqs_encode_change_visibility_batch(QURL, e, 0));
+    struct sqs_receipt_entry many[11];
+    char ids[11][8];
+    for (int i = 0; i < 11; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "r%d", i);
+        many[i] = (struct sqs_receipt_entry){ids[i], "rh", 1};
+    }
+    assert_null(sqs_encode_delete_message_batch(QURL, many, 11));
+    assert_null(sqs_encode_change_visibility_batch(QURL, many, 11));
+    e[1].visibility_timeout = -5;
+    assert_null(sqs_encode_change_visibility_batch(QURL, e, 2));
+    e[1].receipt_handle = NULL;
+    assert_null(sqs_encode_delete_message_batch(QURL, e, 2));
+}
+
+static void test_encode_queue_lookups(void **state)
+{
+    (void)state;
+    char *s = sqs_encode_get_queue_url("orders");
+    json_t *j = parse(s);
+    assert_string_equal(jstr(j, "QueueName"), "orders");
+    json_decref(j);
+    free(s);
+    assert_null(sqs_encode_get_queue_url(NULL));
+    assert_null(sqs_encode_get_queue_url(""));
+
+    const char *names[] = {"ApproximateNumberOfMessages", "QueueArn"};
+    s = sqs_encode_get_queue_attributes(QURL, names, 2);
+    j = parse(s);
+    assert_string_equal(jstr(j, "QueueUrl"), QURL);
+    json_t *a = json_object_get(j, "AttributeNames");
+    assert_int_equal(json_array_size(a), 2);
+    assert_true(array_has(a, "ApproximateNumberOfMessages"));
+    assert_true(array_has(a, "QueueArn"));
+    json_decref(j);
+    free(s);
+    assert_null(sqs_encode_get_queue_attributes(QURL, names, 0));
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static const char RECEIVE_FULL[] =
+    "{\"Messages\":[{\"MessageId\":\"id-1\",\"ReceiptHandle\":\"rh-1\","
+    "\"MD5OfBody\":\"5d41402abc4b2a76b9719d911017c592\",\"Body\":\"{\\\"order_id\\\":1}\","
+    "\"Attributes\":{\"ApproximateReceiveCount\":\"3\",\"SentTimestamp\":\"1700000000123\","
+    "\"AWSTraceHeader\":\"Root=1-abc\",\"SenderId\":\"AIDA\"},"
+    "\"MessageAttributes\":{\"order_id\":{\"DataType\":\"String\",\"StringValue\":\"o-1\"},"
+    "\"retries\":{\"DataType\":\"Number\",\"StringValue\":\"2\"},"
+    "\"blob\":{\"DataType\":\"Binary\",\"BinaryValue\":\"AAEC\"}}},"
+    "{\"MessageId\":\"id-2\",\"ReceiptHandle\":\"rh-2\",\"Body\":\"plain\"}]}";
+
+static void test_decode_receive(void **state)
+{
+    (void)state;
+    struct sqs_message *m;
+    size_t n;
+    struct sqs_error err;
+
+    assert_int_equal(sqs_decode_receive_message(RECEIVE_FULL, strlen(RECEIVE_FULL), &m, &n, &err),
+                     0);
+    assert_int_equal(n, 2);
+    assert_string_equal(m[0].message_id, "id-1");
+    assert_string_equal(m[0].receipt_handle, "rh-1");
+    assert_string_equal(m[0].body, "{\"order_id\":1}");
+    assert_int_equal(m[0].receive_count, 3);
+    assert_int_equal(m[0].sent_timestamp_ms, 1700000000123LL);
+    assert_string_equal(m[0].trace_header, "Root=1-abc");
+    assert_int_equal(m[0].n_attrs, 2); /* the Binary attribute has no text value */
+    assert_string_equal(sqs_message_attr(&m[0], "order_id"), "o-1");
+    assert_string_equal(sqs_message_attr(&m[0], "retries"), "2");
+    assert_null(sqs_message_attr(&m[0], "blob"));
+    assert_null(sqs_message_attr(&m[0], "missing"));
+    assert_string_equal(m[1].message_id, "id-2");
+    assert_int_equal(m[1].receive_count, 0);
+    assert_int_equal(m[1].sent_timestamp_ms, 0);
+    assert_null(m[1].trace_header);
+    assert_int_equal(m[1].n_attrs, 0);
+    sqs_messages_free(m, n);
+
+    /* Emulators may send numbers as JSON numbers. */
+    const char *nums = "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"b\",\"Body\":\"c\","
+                       "\"Attributes\":{\"ApproximateReceiveCount\":7,\"SentTimestamp\":5}}]}";
+    assert_int_equal(sqs_decode_receive_message(nums, strlen(nums), &m, &n, &err), 0);
+    assert_int_equal(m[0].receive_count, 7);
+    assert_int_equal(m[0].sent_timestamp_ms, 5);
+    sqs_messages_free(m, n);
+}
+
+static void test_decode_receive_empty(void **state)
+{
+    (void)state;
+    const char *ok[] = {"{}", "{\"Messages\":[]}", "{\"Messages\":null}", " { } "};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct sqs_message *m = (void *)1;
+        size_t n = 99;
+        struct sqs_error err;
+        assert_int_equal(sqs_decode_receive_message(ok[i], strlen(ok[i]), &m, &n, &err), 0);
+        assert_int_equal(n, 0);
+        assert_null(m);
+    }
+}
+
+static void expect_receive_parse_error(const char *json, const char *needle)
+{
+    struct sqs_message *m = (void *)1;
+    size_t n = 99;
+    struct sqs_error err;
+    if (sqs_decode_receive_message(json, json ? strlen(json) : 0, &m, &n, &err) == 0)
+        fail_msg("accepted: %s", json);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+    assert_false(sqs_error_retryable(&err));
+    assert_null(m);
+    assert_int_equal(n, 0);
+    if (!strstr(err.message, needle))
+        fail_msg("message \"%s\" lacks \"%s\"", err.message, needle);
+}
+
+static void test_decode_receive_bad(void **state)
+{
+    (void)state;
+    expect_receive_parse_error("", "not valid JSON");
+    expect_receive_parse_error("not json", "not valid JSON");
+    expect_receive_parse_error("[1,2]", "not a JSON object");
+    expect_receive_parse_error("{\"Messages\":{}}", "Messages is not an array");
+    expect_receive_parse_error("{\"Messages\":[1]}", "message 0 is not an object");
+    expect_receive_parse_error("{\"Messages\":[{\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
+                               "MessageId is missing");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"},"
+        "{\"MessageId\":\"a\",\"ReceiptHandle\":7,\"Body\":\"b\"}]}",
+        "ReceiptHandle is not a string");
+    expect_receive_parse_error("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\"}]}",
+                               "Body is missing");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"Attributes\":[]}]}",
+        "Attributes is not an object");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"Attributes\":{\"ApproximateReceiveCount\":\"x1\"}}]}",
+        "ApproximateReceiveCount");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"Attributes\":{\"ApproximateReceiveCount\":\"99999999999\"}}]}",
+        "ApproximateReceiveCount");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"Attributes\":{\"SentTimestamp\":true}}]}",
+        "SentTimestamp");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"Attributes\":{\"AWSTraceHeader\":1}}]}",
+        "AWSTraceHeader is not a string");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":5}}}]}",
+        "StringValue is not a string");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MessageAttributes\":{\"k\":\"v\"}}]}",
+        "has no DataType");
+    expect_receive_parse_error(
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MessageAttributes\":7}]}",
+        "MessageAttributes is not an object");
+
+    /* More messages than a receive can ever return. */
+    char big[2048] = "{\"Messages\":[";
+    for (int i = 0; i < 11; i++)
+        strcat(big, i ? ",{}" : "{}");
+    strcat(big, "]}");
+    expect_receive_parse_error(big, "at most 10");
+
+    /* Deep nesting is refused by the parser, not by the stack. */
+    char *deep = malloc(200001);
+    assert_non_null(deep);
+    memset(deep, '[', 200000);
+    deep[200000] = '\0';
+    expect_receive_parse_error(deep, "not valid JSON");
+    free(deep);
+}
+
+static void test_decode_send_message(void **state)
+{
+    (void)state;
+    char id[64];
+    struct sqs_error err;
+    const char *ok = "{\"MD5OfMessageBody\":\"x\",\"MessageId\":\"5fea7756-0ea4-451a-a703\"}";
+    assert_int_equal(sqs_decode_send_message(ok, strlen(ok), id, sizeof(id), &err), 0);
+    assert_string_equal(id, "5fea7756-0ea4-451a-a703");
+
+    assert_int_equal(sqs_decode_send_message(ok, strlen(ok), id, 8, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+    assert_string_equal(id, "");
+    const char *bad = "{\"MessageId\":12}";
+    assert_int_equal(sqs_decode_send_message(bad, strlen(bad), id, sizeof(id), &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+    assert_non_null(strstr(err.message, "not a string"));
+    assert_int_equal(sqs_decode_send_message("{}", 2, id, sizeof(id), &err), -1);
+    assert_non_null(strstr(err.message, "missing"));
+}
+
+static void test_decode_batch_result(void **state)
+{
+    (void)state;
+    struct sqs_batch_result r;
+    struct sqs_error err;
+    const char *json =
+        "{\"Successful\":[{\"Id\":\"m0\",\"MessageId\":\"mid-0\",\"MD5OfMessageBody\":\"x\"},"
+        "{\"Id\":\"m2\",\"MessageId\":\"mid-2\"}],"
+        "\"Failed\":[{\"Id\":\"m1\",\"SenderFault\":true,\"Code\":\"InvalidParameterValue\","
+        "\"Message\":\"bad "
+        "body\"},{\"Id\":\"m3\",\"SenderFault\":false,\"Code\":\"InternalError\"}]}";
+    assert_int_equal(sqs_decode_batch_result(json, strlen(json), &r, &err), 0);
+    assert_int_equal(r.n_ok, 2);
+    assert_string_equal(r.ok_ids[0], "m0");
+    assert_string_equal(r.ok_message_ids[0], "mid-0");
+    assert_string_equal(r.ok_ids[1], "m2");
+    assert_string_equal(r.ok_message_ids[1], "mid-2");
+    assert_int_equal(r.n_failed, 2);
+    assert_string_equal(r.failed[0].id, "m1");
+    assert_string_equal(r.failed[0].code, "InvalidParameterValue");
+    assert_string_equal(r.failed[0].message, "bad body");
+    assert_true(r.failed[0].sender_fault);
+    assert_string_equal(r.failed[1].id, "m3");
+    assert_string_equal(r.failed[1].message, "");
+    assert_false(r.failed[1].sender_fault);
+    sqs_batch_result_free(&r);
+    assert_int_equal(r.n_ok, 0);
+
+    /* DeleteMessageBatch: Successful entries carry only an Id. */
+    const char *del = "{\"Successful\":[{\"Id\":\"d0\"}]}";
+    assert_int_equal(sqs_decode_batch_result(del, strlen(del), &r, &err), 0);
+    assert_int_equal(r.n_ok, 1);
+    assert_string_equal(r.ok_ids[0], "d0");
+    assert_null(r.ok_message_ids[0]);
+    assert_int_equal(r.n_failed, 0);
+    sqs_batch_result_free(&r);
+
+    const char *bad[] = {
+        "{\"Successful\":{}}",
+        "{\"Failed\":\"x\"}",
+        "{\"Successful\":[{\"MessageId\":\"m\"}]}",
+        "{\"Successful\":[{\"Id\":\"a\"},7]}",
+        "{\"Failed\":[{\"Id\":\"a\",\"SenderFault\":1,\"Code\":\"X\"}]}",
+        "{\"Failed\":[{\"Id\":\"a\",\"SenderFault\":true}]}",
+        "{\"Failed\":[{\"Id\":\"a\",\"Code\":\"X\",\"Message\":[]}]}",
+        "[]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (sqs_decode_batch_result(bad[i], strlen(bad[i]), &r, &err) == 0)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(err.kind, SQS_ERR_PARSE);
+        assert_int_equal(r.n_ok, 0);
+        assert_int_equal(r.n_failed, 0);
+        assert_null(r.ok_ids);
+    }
+}
+
+static void test_decode_queue_url_and_attributes(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    struct sqs_error err;
+    const char *ok = "{\"QueueUrl\":\"" QURL "\"}";
+    assert_int_equal(sqs_decode_get_queue_url(ok, strlen(ok), &url, &err), 0);
+    assert_string_equal(url, QURL);
+    free(url);
+    assert_int_equal(sqs_decode_get_queue_url("{}", 2, &url, &err), -1);
+    assert_null(url);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+    assert_int_equal(sqs_decode_get_queue_url("{\"QueueUrl\":[]}", 15, &url, &err), -1);
+    assert_non_null(strstr(err.message, "not a string"));
+
+    const char *attrs =
+        "{\"Attributes\":{\"ApproximateNumberOfMessages\":\"12\",\"QueueArn\":\"arn:x\"}}";
+    char *v = sqs_decode_queue_attribute(attrs, strlen(attrs), "ApproximateNumberOfMessages");
+    assert_string_equal(v, "12");
+    free(v);
+    assert_null(sqs_decode_queue_attribute(attrs, strlen(attrs), "Nope"));
+    assert_null(sqs_decode_queue_attribute("{\"Attributes\":5}", 16, "QueueArn"));
+    assert_null(sqs_decode_queue_attribute("garbage", 7, "QueueArn"));
+}
+
+/* ---- error classification ------------------------------------------------ */
+
+static void classify(long status, const char *body, enum sqs_error_kind kind, const char *type)
+{
+    struct sqs_error err;
+    sqs_decode_error(status, body, body ? strlen(body) : 0, &err);
+    if (err.kind != kind)
+        fail_msg("HTTP %ld %s: kind %d, expected %d", status, body ? body : "(null)", err.kind,
+                 kind);
+    assert_int_equal(err.http_status, status);
+    assert_string_equal(err.type, type);
+    assert_true(err.message[0] != '\0');
+}
+
+static void test_error_classification(void **state)
+{
+    (void)state;
+    const char *throttles[] = {
+        "ThrottlingException",      "RequestThrottled",          "Throttling",
+        "TooManyRequestsException", "RequestThrottledException", "KmsThrottled"};
+    for (size_t i = 0; i < sizeof(throttles) / sizeof(throttles[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "{\"__type\":\"com.amazonaws.sqs#%s\",\"message\":\"slow\"}",
+                 throttles[i]);
+        classify(400, body, SQS_ERR_THROTTLED, throttles[i]);
+    }
+    classify(429, "", SQS_ERR_THROTTLED, "");
+    classify(429, "{\"__type\":\"Whatever\"}", SQS_ERR_THROTTLED, "Whatever");
+    classify(500, "{\"__type\":\"com.amazonaws.sqs#InternalError\"}", SQS_ERR_SERVER,
+             "InternalError");
+    classify(503, "<html>Service Unavailable</html>", SQS_ERR_SERVER, "");
+    classify(400, "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}",
+             SQS_ERR_CLIENT, "QueueDoesNotExist");
+    classify(403, "{\"__type\":\"AccessDeniedException\",\"Message\":\"no\"}", SQS_ERR_CLIENT,
+             "AccessDeniedException");
+    classify(400, "{\"__type\":\"InvalidSignatureException:http://internal.amazon.com/\"}",
+             SQS_ERR_CLIENT, "InvalidSignatureException");
+    classify(400, "", SQS_ERR_CLIENT, "");
+    classify(400, NULL, SQS_ERR_CLIENT, "");
+    classify(404, "not json at all", SQS_ERR_CLIENT, "");
+    classify(400, "{\"__type\":5}", SQS_ERR_CLIENT, "");
+
+    struct sqs_error err;
+    const char *b = "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":"
+                    "\"The specified queue does not exist.\"}";
+    sqs_decode_error(400, b, strlen(b), &err);
+    assert_non_null(strstr(err.message, "The specified queue does not exist."));
+    assert_false(sqs_error_retryable(&err));
+    const char *b2 = "{\"__type\":\"X\",\"Message\":\"capital M\"}";
+    sqs_decode_error(400, b2, strlen(b2), &err);
+    assert_non_null(strstr(err.message, "capital M"));
+    sqs_decode_error(502, "\x01\x02<h1>Bad Gateway</h1>", 20, &err);
+    assert_non_null(strstr(err.message, "Bad Gateway"));
+    assert_null(strchr(err.message, '\x01'));
+    assert_true(sqs_error_retryable(&err));
+
+    struct sqs_error e = {.kind = SQS_ERR_TRANSPORT};
+    assert_true(sqs_error_retryable(&e));
+    e.kind = SQS_ERR_THROTTLED;
+    assert_true(sqs_error_retryable(&e));
+    e.kind = SQS_ERR_SERVER;
+    assert_true(sqs_error_retryable(&e));
+    e.kind = SQS_ERR_CLIENT;
+    assert_false(sqs_error_retryable(&e));
+    e.kind = SQS_ERR_PARSE;
+    assert_false(sqs_error_retryable(&e));
+    e.kind = SQS_ERR_CREDENTIALS;
+    assert_false(sqs_error_retryable(&e));
+    assert_false(sqs_error_retryable(NULL));
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static void test_config_defaults_and_region(void **state)
+{
+    (void)state;
+    struct sqs_config c;
+    char err[256] = "";
+
+    env_clear();
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "AWS_REGION"));
+
+    setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.region, "us-west-2");
+    assert_string_equal(c.endpoint, "https://sqs.us-west-2.amazonaws.com");
+    assert_true(c.verify_tls);
+    assert_int_equal(c.max_attempts, 5);
+    assert_int_equal(c.connect_timeout_ms, 2000);
+    assert_int_equal(c.request_timeout_ms, 30000);
+    assert_true(c.backoff_base_ms > 0);
+    assert_true(c.backoff_cap_ms >= c.backoff_base_ms);
+
+    setenv("AWS_REGION", "eu-central-1", 1); /* wins over AWS_DEFAULT_REGION */
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.region, "eu-central-1");
+    assert_string_equal(c.endpoint, "https://sqs.eu-central-1.amazonaws.com");
+
+    setenv("AWS_REGION", "", 1); /* empty counts as unset */
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.region, "us-west-2");
+
+    setenv("AWS_REGION", "eu west", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "AWS_REGION"));
+    env_clear();
+}
+
+static void test_config_endpoint_precedence(void **state)
+{
+    (void)state;
+    struct sqs_config c;
+    char err[256] = "";
+
+    env_clear();
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_ENDPOINT_URL", "http://localstack:4566/", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.endpoint, "http://localstack:4566");
+
+    setenv("AWS_ENDPOINT_URL_SQS", "http://elasticmq:9324", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.endpoint, "http://elasticmq:9324");
+    assert_true(c.verify_tls);
+
+    setenv("AWS_ENDPOINT_URL_SQS", "ftp://elasticmq:9324", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "AWS_ENDPOINT_URL_SQS"));
+
+    unsetenv("AWS_ENDPOINT_URL_SQS");
+    setenv("AWS_ENDPOINT_URL", "localstack:4566", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "AWS_ENDPOINT_URL"));
+    assert_null(strstr(err, "AWS_ENDPOINT_URL_SQS"));
+
+    setenv("AWS_ENDPOINT_URL", "https://", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    setenv("AWS_ENDPOINT_URL", "https://host/some/path", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    setenv("AWS_ENDPOINT_URL", "https://sqs.example.com///", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_string_equal(c.endpoint, "https://sqs.example.com");
+    env_clear();
+}
+
+static void test_config_tunables(void **state)
+{
+    (void)state;
+    struct sqs_config c;
+    char err[256] = "";
+
+    env_clear();
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("SQS_MAX_ATTEMPTS", "7", 1);
+    setenv("SQS_CONNECT_TIMEOUT_MS", "150", 1);
+    setenv("SQS_REQUEST_TIMEOUT_MS", "9000", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    assert_int_equal(c.max_attempts, 7);
+    assert_int_equal(c.connect_timeout_ms, 150);
+    assert_int_equal(c.request_timeout_ms, 9000);
+
+    const char *bad_attempts[] = {"0", "21", "abc", "5x", "-1", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad_attempts) / sizeof(bad_attempts[0]); i++) {
+        setenv("SQS_MAX_ATTEMPTS", bad_attempts[i], 1);
+        err[0] = '\0';
+        if (sqs_config_from_env(&c, err, sizeof(err)) != -1)
+            fail_msg("SQS_MAX_ATTEMPTS=%s accepted", bad_attempts[i]);
+        assert_non_null(strstr(err, "SQS_MAX_ATTEMPTS"));
+    }
+    setenv("SQS_MAX_ATTEMPTS", "20", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), 0);
+    setenv("SQS_CONNECT_TIMEOUT_MS", "soon", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "SQS_CONNECT_TIMEOUT_MS"));
+    unsetenv("SQS_CONNECT_TIMEOUT_MS");
+    setenv("SQS_REQUEST_TIMEOUT_MS", "0", 1);
+    assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "SQS_REQUEST_TIMEOUT_MS"));
+    env_clear();
+}
+
+/* ---- transport: a scripted HTTP/1.1 server ------------------------------- */
+
+struct reply {
+    int status;
+    const char *body;
+    bool hang_up;     /* close the connection without answering */
+    int delay_ms;     /* wait before answering */
+    size_t flood_len; /* answer 200 with this many bytes of body */
+};
+
+struct server {
+    int lfd;
+    int port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    bool stop;
+    struct reply script[16]; /* the last entry repeats */
+    size_t n_script;
+    /* observed */
+    int connections;
+    int requests;
+    int bad_requests;
+    char bad_reason[256];
+    char target[128];
+    char content_type[128];
+    char host[128];
+    char date[64];
+    char token[256];
+    char authorization[1024];
+    char body[8192];
+};
+
+static void copy_value(char *dst, size_t dstlen, const char *v, size_t n)
+{
+    if (n >= dstlen)
+        n = dstlen - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static bool server_stopping(struct server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->lock);
+    return stop;
+}
+
+/* Reads more bytes with a short poll so a stop request is noticed; returns
+ * bytes read, 0 at EOF, -1 on error or stop. */
+static ssize_t read_some(struct server *s, int fd, char *buf, size_t cap)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (server_stopping(s))
+            return -1;
+        int n = poll(&p, 1, 50);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n > 0)
+            return recv(fd, buf, cap, 0);
+    }
+}
+
+static void check_request(struct server *s, const char *req_line, size_t line_len)
+{
+    const char *why = NULL;
+    if (line_len != 15 || strncmp(req_line, "POST / HTTP/1.1", 15) != 0)
+        why = "request line is not POST / HTTP/1.1";
+    else if (strncmp(s->target, "AmazonSQS.", 10) != 0)
+        why = "X-Amz-Target missing or wrong";
+    else if (strcmp(s->content_type, "application/x-amz-json-1.0") != 0)
+        why = "Content-Type wrong";
+    else if (strncmp(s->authorization, "AWS4-HMAC-SHA256 Credential=AKID/", 33) != 0)
+        why = "Authorization missing or wrong";
+    else if (!s->date[0])
+        why = "X-Amz-Date missing";
+    if (why) {
+        s->bad_requests++;
+        snprintf(s->bad_reason, sizeof(s->bad_reason), "%s", why);
+    }
+}
+
+/* Serves one connection until the peer closes it; false to drop it. */
+static bool serve_one(struct server *s, int fd, char *buf, size_t cap, size_t *have)
+{
+    char *end;
+    ssize_t n;
+
+    while (!(end = memmem(buf, *have, "\r\n\r\n", 4))) {
+        if (*have == cap || (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
+            return false;
+        *have += (size_t)n;
+    }
+    size_t head_len = (size_t)(end - buf) + 4;
+    size_t content_length = 0;
+    bool expect = false;
+
+    pthread_mutex_lock(&s->lock);
+    s->target[0] = s->content_type[0] = s->host[0] = s->date[0] = s->token[0] = '\0';
+    s->authorization[0] = '\0';
+    const char *line = buf;
+    const char *first_eol = memmem(buf, head_len, "\r\n", 2);
+    size_t req_line_len = (size_t)(first_eol - buf);
+    for (line = first_eol + 2; line < end;) {
+        const char *eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon) {
+            size_t nlen = (size_t)(colon - line);
+            const char *v = colon + 1;
+            while (v < eol && *v == ' ')
+                v++;
+            size_t vlen = (size_t)(eol - v);
+#define HDR(name, field)                                                                           \
+    if (nlen == strlen(name) && strncasecmp(line, name, nlen) == 0)                                \
+    copy_value(s->field, sizeof(s->field), v, vlen)
+            HDR("X-Amz-Target", target);
+            HDR("Content-Type", content_type);
+            HDR("Host", host);
+            HDR("X-Amz-Date", date);
+            HDR("X-Amz-Security-Token", token);
+            HDR("Authorization", authorization);
+#undef HDR
+            if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0)
+                content_length = strtoul(v, NULL, 10);
+            if (nlen == 6 && strncasecmp(line, "Expect", 6) == 0)
+                expect = true;
+        }
+        line = eol + 2;
+    }
+    check_request(s, buf, req_line_len);
+    if (expect) {
+        s->bad_requests++;
+        snprintf(s->bad_reason, sizeof(s->bad_reason), "Expect header sent");
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    while (*have < head_len + content_length) {
+        if (head_len + content_length > cap ||
+            (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
+            return false;
+        *have += (size_t)n;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    copy_value(s->body, sizeof(s->body), buf + head_len, content_length);
+    size_t idx = (size_t)s->requests < s->n_script ? (size_t)s->requests : s->n_script - 1;
+    struct reply r = s->script[idx];
+    s->requests++;
+    pthread_mutex_unlock(&s->lock);
+
+    memmove(buf, buf + head_len + content_length, *have - head_len - content_length);
+    *have -= head_len + content_length;
+
+    if (r.delay_ms) {
+        struct timespec ts = {.tv_sec = r.delay_ms / 1000,
+                              .tv_nsec = (long)(r.delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (r.hang_up)
+        return false;
+    char head[256];
+    if (r.flood_len) {
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 r.flood_len);
+        if (send_all(fd, head, strlen(head)) != 0)
+            return false;
+        char chunk[65536];
+        memset(chunk, 'x', sizeof(chunk));
+        for (size_t sent = 0; sent < r.flood_len; sent += sizeof(chunk)) {
+            size_t k = r.flood_len - sent < sizeof(chunk) ? r.flood_len - sent : sizeof(chunk);
+            if (send_all(fd, chunk, k) != 0)
+                return false;
+        }
+        return true;
+    }
+    const char *body = r.body ? r.body : "";
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d Status\r\nContent-Type: application/x-amz-json-1.0\r\n"
+             "x-amzn-RequestId: 00000000-test\r\nContent-Length: %zu\r\n\r\n",
+             r.status, strlen(body));
+    return send_all(fd, head, strlen(head)) == 0 && send_all(fd, body, strlen(body)) == 0;
+}
+
+static void *server_main(void *arg)
+{
+    struct server *s = arg;
+    size_t cap = 4 << 20;
+    char *buf = malloc(cap);
+    if (!buf)
+        abort(); /* cmocka's assertions may not jump out of another thread */
+
+    while (!server_stopping(s)) {
+        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        s->connections++;
+        pthread_mutex_unlock(&s->lock);
+        size_t have = 0;
+        while (serve_one(s, fd, buf, cap, &have))
+            ;
+        close(fd);
+    }
+    free(buf);
+    return NULL;
+}
+
+static struct server *server_start(const struct reply *script, size_t n)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int one = 1;
+
+    assert_non_null(s);
+    assert_true(n >= 1 && n <= 16);
+    memcpy(s->script, script, n * sizeof(*script));
+    s->n_script = n;
+    pthread_mutex_init(&s->lock, NULL);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->lfd >= 0);
+    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+    return s;
+}
+
+static void server_stop(struct server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    close(s->lfd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+struct fixture {
+    struct server *srv;
+    struct creds_provider *creds;
+    struct sqs_client *client;
+};
+
+static void fixture_start(struct fixture *f, const struct reply *script, size_t n,
+                          const char *session_token)
+{
+    struct aws_credentials c;
+    struct sqs_config cfg;
+
+    memset(&c, 0, sizeof(c));
+    strcpy(c.access_key_id, "AKID");
+    strcpy(c.secret_access_key, SECRET);
+    if (session_token)
+        strcpy(c.session_token, session_token);
+    f->srv = server_start(script, n);
+    f->creds = creds_provider_new_static(&c);
+    assert_non_null(f->creds);
+
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "http://127.0.0.1:%d", f->srv->port);
+    strcpy(cfg.region, "eu-west-1");
+    cfg.verify_tls = true;
+    cfg.connect_timeout_ms = 1000;
+    cfg.request_timeout_ms = 5000;
+    cfg.max_attempts = 5;
+    cfg.backoff_base_ms = 1;
+    cfg.backoff_cap_ms = 5;
+    f->client = sqs_client_new(&cfg, f->creds);
+    assert_non_null(f->client);
+}
+
+static void fixture_stop(struct fixture *f)
+{
+    sqs_client_free(f->client);
+    creds_provider_free(f->creds);
+    server_stop(f->srv);
+}
+
+static void assert_no_bad_requests(struct fixture *f)
+{
+    if (f->srv->bad_requests)
+        fail_msg("server saw %d malformed request(s): %s", f->srv->bad_requests,
+                 f->srv->bad_reason);
+}
+
+static void assert_no_secret(const struct sqs_error *err)
+{
+    assert_null(strstr(err->message, SECRET));
+    assert_null(strstr(err->message, TOKEN));
+    assert_null(strstr(err->message, "Signature="));
+}
+
+static const char OK_SEND[] = "{\"MD5OfMessageBody\":\"acbd18db4cc2f85cedef654fccc4a4d8\","
+                              "\"MessageId\":\"msg-0001\"}";
+static const char QDNE[] = "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\","
+                           "\"message\":\"The specified queue does not exist.\"}";
+
+static void test_transport_retries_5xx(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{500, "{\"__type\":\"InternalError\"}", false, 0, 0},
+                                   {500, "", false, 0, 0},
+                                   {200, OK_SEND, false, 0, 0}};
+    fixture_start(&f, script, 3, NULL);
+
+    char *resp = NULL;
+    size_t len = 0;
+    struct sqs_error err;
+    struct sqs_send_entry e = {.body = "{\"order_id\":\"o-1\"}"};
+    char *body = sqs_encode_send_message(QURL, &e);
+    assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE, body, 0, &resp, &len, &err), 0);
+    assert_int_equal(err.kind, SQS_ERR_NONE);
+    assert_int_equal(f.srv->requests, 3);
+    assert_int_equal(len, strlen(OK_SEND));
+    assert_string_equal(resp, OK_SEND);
+    assert_string_equal(f.srv->target, "AmazonSQS.SendMessage");
+    assert_string_equal(f.srv->body, body);
+    assert_no_bad_requests(&f);
+    free(resp);
+    free(body);
+    fixture_stop(&f);
+}
+
+static void test_transport_client_error_not_retried(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{400, QDNE, false, 0, 0}, {200, "{}", false, 0, 0}};
+    fixture_start(&f, script, 2, TOKEN);
+
+    char *url = (char *)1;
+    struct sqs_error err;
+    assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), -1);
+    assert_null(url);
+    assert_int_equal(f.srv->requests, 1);
+    assert_int_equal(err.kind, SQS_ERR_CLIENT);
+    assert_int_equal(err.http_status, 400);
+    assert_string_equal(err.type, "QueueDoesNotExist");
+    assert_non_null(strstr(err.message, "GetQueueUrl"));
+    assert_non_null(strstr(err.message, "does not exist"));
+    assert_false(sqs_error_retryable(&err));
+    assert_no_secret(&err);
+    /* the session token travels in its own header */
+    assert_string_equal(f.srv->token, TOKEN);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+static void test_transport_throttling_retried(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {
+        {400, "{\"__type\":\"com.amazonaws.sqs#RequestThrottled\",\"message\":\"slow down\"}",
+         false, 0, 0},
+        {429, "", false, 0, 0},
+        {200, "{\"QueueUrl\":\"" QURL "\"}", false, 0, 0}};
+    fixture_start(&f, script, 3, NULL);
+
+    char *url = NULL;
+    struct sqs_error err;
+    assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), 0);
+    assert_string_equal(url, QURL);
+    assert_int_equal(f.srv->requests, 3);
+    assert_string_equal(f.srv->target, "AmazonSQS.GetQueueUrl");
+    assert_no_bad_requests(&f);
+    free(url);
+    fixture_stop(&f);
+}
+
+static void test_transport_gives_up_after_max_attempts(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{503, "", false, 0, 0}};
+    fixture_start(&f, script, 1, TOKEN);
+
+    struct sqs_error err;
+    assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), -1);
+    assert_int_equal(f.srv->requests, 5);
+    assert_int_equal(err.kind, SQS_ERR_SERVER);
+    assert_int_equal(err.http_status, 503);
+    assert_non_null(strstr(err.message, "after 5 attempts"));
+    assert_no_secret(&err);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+static void test_transport_keep_alive(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{500, "", false, 0, 0}, {200, OK_SEND, false, 0, 0}};
+    fixture_start(&f, script, 2, NULL);
+
+    struct sqs_send_entry e = {.body = "{\"order\":1}"};
+    char id[64];
+    struct sqs_error err;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sqs_send_message(f.client, QURL, &e, id, sizeof(id), &err), 0);
+        assert_string_equal(id, "msg-0001");
+    }
+    assert_int_equal(f.srv->requests, 5); /* one retried 500, four answers */
+    assert_int_equal(f.srv->connections, 1);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+static void test_transport_hang_up_retried(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{0, NULL, true, 0, 0}, {200, "", false, 0, 0}};
+    fixture_start(&f, script, 2, NULL);
+
+    struct sqs_error err;
+    char *resp = NULL;
+    size_t len = 0;
+    assert_int_equal(sqs_call(f.client, SQS_DELETE_MESSAGE, "{}", 0, &resp, &len, &err), 0);
+    assert_int_equal(f.srv->requests, 2);
+    /* an empty 2xx body reads as an empty object */
+    assert_string_equal(resp, "{}");
+    assert_int_equal(len, 2);
+    free(resp);
+    fixture_stop(&f);
+}
+
+static void test_transport_timeout_and_refused(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, "{}", false, 400, 0}};
+    fixture_start(&f, script, 1, NULL);
+    struct sqs_config cfg = *sqs_client_config(f.client);
+    cfg.request_timeout_ms = 100;
+    cfg.max_attempts = 2;
+    struct sqs_client *c = sqs_client_new(&cfg, f.creds);
+    assert_non_null(c);
+
+    char *resp = NULL;
+    struct sqs_error err;
+    assert_int_equal(sqs_call(c, SQS_DELETE_MESSAGE, "{}", 0, &resp, NULL, &err), -1);
+    assert_null(resp);
+    assert_int_equal(err.kind, SQS_ERR_TRANSPORT);
+    assert_int_equal(err.http_status, 0);
+    assert_true(sqs_error_retryable(&err));
+    assert_non_null(strstr(err.message, "after 2 attempts"));
+    sqs_client_free(c);
+    fixture_stop(&f);
+
+    /* A port nobody listens on: connection refused, retried, then reported. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "http://127.0.0.1:%d", ntohs(a.sin_port));
+    cfg.max_attempts = 3;
+    struct aws_credentials cr = {.access_key_id = "AKID", .secret_access_key = SECRET};
+    struct creds_provider *p = creds_provider_new_static(&cr);
+    c = sqs_client_new(&cfg, p);
+    assert_non_null(c);
+    assert_int_equal(sqs_call(c, SQS_DELETE_MESSAGE, "{}", 0, &resp, NULL, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_TRANSPORT);
+    assert_non_null(strstr(err.message, "after 3 attempts"));
+    assert_no_secret(&err);
+    sqs_client_free(c);
+    creds_provider_free(p);
+}
+
+static void test_transport_response_cap(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, NULL, false, 0, 9u * 1024 * 1024}};
+    fixture_start(&f, script, 1, NULL);
+
+    char *resp = NULL;
+    struct sqs_error err;
+    assert_int_equal(sqs_call(f.client, SQS_RECEIVE_MESSAGE, "{}", 0, &resp, NULL, &err), -1);
+    assert_null(resp);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+    assert_non_null(strstr(err.message, "larger than"));
+    assert_int_equal(f.srv->requests, 1); /* not retried */
+    fixture_stop(&f);
+}
+
+/* curl asks for "100-continue" on bodies over 1 MiB and would wait for it; a
+ * full batch can be that large, so the header must be suppressed. */
+static void test_transport_no_expect_continue(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, "{}", false, 0, 0}};
+    fixture_start(&f, script, 1, NULL);
+
+    size_t n = 3u << 19; /* 1.5 MiB */
+    char *body = malloc(n + 1);
+    assert_non_null(body);
+    memset(body, ' ', n);
+    body[0] = '{';
+    body[n - 1] = '}';
+    body[n] = '\0';
+    char *resp = NULL;
+    struct sqs_error err;
+    assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE_BATCH, body, 0, &resp, NULL, &err), 0);
+    assert_string_equal(resp, "{}");
+    assert_int_equal(f.srv->requests, 1);
+    assert_no_bad_requests(&f);
+    free(resp);
+    free(body);
+    fixture_stop(&f);
+}
+
+/* The signature must cover exactly the headers that went on the wire (a Host
+ * with the port, the target, the content type): recompute it from what the
+ * server saw. */
+static void test_transport_signature_matches_wire(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, "{}", false, 0, 0}};
+    fixture_start(&f, script, 1, TOKEN);
+
+    struct sqs_error err;
+    assert_int_equal(sqs_change_message_visibility(f.client, QURL, "rh-9", 30, &err), 0);
+    assert_no_bad_requests(&f);
+
+    char host[64];
+    snprintf(host, sizeof(host), "127.0.0.1:%d", f.srv->port);
+    assert_string_equal(f.srv->host, host);
+    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibility");
+
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    assert_non_null(strptime(f.srv->date, "%Y%m%dT%H%M%SZ", &tm));
+    struct aws_credentials c;
+    memset(&c, 0, sizeof(c));
+    strcpy(c.access_key_id, "AKID");
+    strcpy(c.secret_access_key, SECRET);
+    strcpy(c.session_token, TOKEN);
+    const struct sigv4_header hdrs[] = {{"Host", f.srv->host},
+                                        {"Content-Type", f.srv->content_type},
+                                        {"X-Amz-Target", f.srv->target}};
+    const struct sigv4_request req = {.method = "POST",
+                                      .path = "/",
+                                      .headers = hdrs,
+                                      .n_headers = 3,
+                                      .body = f.srv->body,
+                                      .body_len = strlen(f.srv->body)};
+    const struct sigv4_signing s = {.region = "eu-west-1",
+                                    .service = "sqs",
+                                    .creds = &c,
+                                    .now = timegm(&tm),
+                                    .normalize_path = true};
+    struct sigv4_result out;
+    char serr[256];
+    assert_int_equal(sigv4_sign(&req, &s, &out, serr, sizeof(serr)), 0);
+    assert_string_equal(out.amz_date, f.srv->date);
+    assert_string_equal(out.authorization, f.srv->authorization);
+    assert_non_null(strstr(f.srv->authorization, "/eu-west-1/sqs/aws4_request"));
+    sigv4_result_free(&out);
+
+    json_t *j = parse(f.srv->body);
+    assert_string_equal(jstr(j, "ReceiptHandle"), "rh-9");
+    json_decref(j);
+    fixture_stop(&f);
+}
+
+static void test_transport_wrappers(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {
+        {200, RECEIVE_FULL, false, 0, 0},
+        {200,
+         "{\"Successful\":[{\"Id\":\"a\",\"MessageId\":\"m-a\"}],"
+         "\"Failed\":[{\"Id\":\"b\",\"SenderFault\":true,\"Code\":\"InvalidMessageContents\"}]}",
+         false, 0, 0},
+        {200, "{\"Successful\":[{\"Id\":\"d0\"}]}", false, 0, 0},
+        {200, "{\"Successful\":[{\"Id\":\"v0\"}]}", false, 0, 0},
+        {200, "", false, 0, 0}};
+    fixture_start(&f, script, 5, NULL);
+
+    struct sqs_message *m;
+    size_t n;
+    struct sqs_error err;
+    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 1, &m, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(m[0].receipt_handle, "rh-1");
+    sqs_messages_free(m, n);
+    assert_string_equal(f.srv->target, "AmazonSQS.ReceiveMessage");
+    json_t *j = parse(f.srv->body);
+    assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "MaxNumberOfMessages")), 10);
+    json_decref(j);
+
+    struct sqs_send_entry e[2] = {{.id = "a", .body = "x"}, {.id = "b", .body = "y"}};
+    struct sqs_batch_result r;
+    assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 2, &r, &err), 0);
+    assert_string_equal(f.srv->target, "AmazonSQS.SendMessageBatch");
+    assert_int_equal(r.n_ok, 1);
+    assert_string_equal(r.ok_message_ids[0], "m-a");
+    assert_int_equal(r.n_failed, 1);
+    assert_string_equal(r.failed[0].code, "InvalidMessageContents");
+    sqs_batch_result_free(&r);
+
+    struct sqs_receipt_entry d[1] = {{"d0", "rh-1", 0}};
+    assert_int_equal(sqs_delete_message_batch(f.client, QURL, d, 1, &r, &err), 0);
+    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessageBatch");
+    assert_int_equal(r.n_ok, 1);
+    sqs_batch_result_free(&r);
+
+    struct sqs_receipt_entry v[1] = {{"v0", "rh-1", 45}};
+    assert_int_equal(sqs_change_message_visibility_batch(f.client, QURL, v, 1, &r, &err), 0);
+    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibilityBatch");
+    assert_string_equal(r.ok_ids[0], "v0");
+    sqs_batch_result_free(&r);
+
+    assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), 0);
+    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessage");
+
+    /* Invalid input fails before the network. */
+    int before = f.srv->requests;
+    assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 0, &r, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_CLIENT);
+    assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &m, &n, &err), -1);
+    assert_int_equal(f.srv->requests, before);
+    assert_int_equal(f.srv->connections, 1);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+/* The worker's path: its own multi handle, retrying on its own schedule. */
+static int run_multi(CURLM *multi, CURL *easy, CURLcode *result)
+{
+    int running = 1;
+    assert_int_equal(curl_multi_add_handle(multi, easy), CURLM_OK);
+    while (running) {
+        assert_int_equal(curl_multi_perform(multi, &running), CURLM_OK);
+        if (running)
+            assert_int_equal(curl_multi_poll(multi, NULL, 0, 100, NULL), CURLM_OK);
+    }
+    int left;
+    CURLMsg *msg = curl_multi_info_read(multi, &left);
+    assert_non_null(msg);
+    assert_int_equal(msg->msg, CURLMSG_DONE);
+    assert_ptr_equal(msg->easy_handle, easy);
+    *result = msg->data.result;
+    return curl_multi_remove_handle(multi, easy) == CURLM_OK ? 0 : -1;
+}
+
+static void test_request_async(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{500, "", false, 0, 0}, {200, OK_SEND, false, 0, 0}};
+    fixture_start(&f, script, 2, NULL);
+    int tag = 7;
+
+    struct sqs_send_entry e = {.body = "async"};
+    struct sqs_request *r =
+        sqs_request_new(f.client, SQS_SEND_MESSAGE, sqs_encode_send_message(QURL, &e), &tag);
+    assert_non_null(r);
+    assert_ptr_equal(sqs_request_userdata(r), &tag);
+    assert_int_equal(sqs_request_action(r), SQS_SEND_MESSAGE);
+    assert_int_equal(sqs_request_attempts(r), 0);
+
+    CURLM *multi = curl_multi_init();
+    CURLcode rc;
+    struct sqs_error err;
+    assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    assert_int_equal(run_multi(multi, sqs_request_easy(r), &rc), 0);
+    assert_int_equal(sqs_request_complete(r, rc, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_SERVER);
+    assert_true(sqs_error_retryable(&err));
+    assert_int_equal(sqs_request_attempts(r), 1);
+    int64_t wait = sqs_request_backoff_ms(r);
+    assert_true(wait >= 0 && wait <= 1); /* base 1 ms for the first retry */
+
+    assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    assert_int_equal(run_multi(multi, sqs_request_easy(r), &rc), 0);
+    assert_int_equal(sqs_request_complete(r, rc, &err), 0);
+    assert_int_equal(sqs_request_attempts(r), 2);
+    size_t len;
+    const char *resp = sqs_request_response(r, &len);
+    assert_int_equal(len, strlen(OK_SEND));
+    assert_memory_equal(resp, OK_SEND, len);
+    char id[32];
+    assert_int_equal(sqs_decode_send_message(resp, len, id, sizeof(id), &err), 0);
+    assert_string_equal(id, "msg-0001");
+    assert_int_equal(f.srv->requests, 2);
+    assert_no_bad_requests(&f);
+
+    sqs_request_free(r);
+    curl_multi_cleanup(multi);
+    assert_null(sqs_request_new(f.client, SQS_SEND_MESSAGE, NULL, NULL));
+    fixture_stop(&f);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_action_names),
+        cmocka_unit_test(test_encode_send_message),
+        cmocka_unit_test(test_encode_send_message_rejects),
+        cmocka_unit_test(test_encode_send_message_batch),
+        cmocka_unit_test(test_encode_receive_message),
+        cmocka_unit_test(test_encode_delete_and_visibility),
+        cmocka_unit_test(test_encode_queue_lookups),
+        cmocka_unit_test(test_decode_receive),
+        cmocka_unit_test(test_decode_receive_empty),
+        cmocka_unit_test(test_decode_receive_bad),
+        cmocka_unit_test(test_decode_send_message),
+        cmocka_unit_test(test_decode_batch_result),
+        cmocka_unit_test(test_decode_queue_url_and_attributes),
+        cmocka_unit_test(test_error_classification),
+        cmocka_unit_test(test_config_defaults_and_region),
+        cmocka_unit_test(test_config_endpoint_precedence),
+        cmocka_unit_test(test_config_tunables),
+        cmocka_unit_test(test_transport_retries_5xx),
+        cmocka_unit_test(test_transport_client_error_not_retried),
+        cmocka_unit_test(test_transport_throttling_retried),
+        cmocka_unit_test(test_transport_gives_up_after_max_attempts),
+        cmocka_unit_test(test_transport_keep_alive),
+        cmocka_unit_test(test_transport_hang_up_retried),
+        cmocka_unit_test(test_transport_timeout_and_refused),
+        cmocka_unit_test(test_transport_response_cap),
+        cmocka_unit_test(test_transport_no_expect_continue),
+        cmocka_unit_test(test_transport_signature_matches_wire),
+        cmocka_unit_test(test_transport_wrappers),
+        cmocka_unit_test(test_request_async),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
