@@ -2,9 +2,11 @@
 #   execution role  - used by the ECS agent: pull from the two ECR
 #                     repositories, write to the two log groups, read the RDS
 #                     master password secret (for the PGPASSWORD secret).
-#   api task role   - sqs:SendMessage on the orders queue only.
+#   api task role   - sqs:SendMessage on the orders queue only (also
+#                     authorizes SendMessageBatch, which the outbox relay uses).
 #   worker task role- receive/delete/change visibility/get attributes on the
-#                     orders queue only.
+#                     orders queue only (DeleteMessage and
+#                     ChangeMessageVisibility also authorize their *Batch calls).
 # The programs take the task role's credentials from the ECS container
 # credentials endpoint (standard AWS credential chain).
 
