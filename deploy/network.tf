@@ -5,7 +5,7 @@
 locals {
   create_vpc = var.vpc_id == null
   azs = (length(var.availability_zones) > 0 ? var.availability_zones :
-  slice(data.aws_availability_zones.available[0].names, 0, 2))
+  local.create_vpc ? slice(data.aws_availability_zones.available[0].names, 0, 2) : [])
 
   vpc_id             = local.create_vpc ? aws_vpc.this[0].id : var.vpc_id
   public_subnet_ids  = local.create_vpc ? aws_subnet.public[*].id : var.public_subnet_ids

@@ -39,6 +39,17 @@ resource "aws_db_parameter_group" "this" {
   }
 }
 
+# The log groups RDS exports to, created here so they get a retention and
+# the KMS key (RDS would otherwise create them without expiry).
+resource "aws_cloudwatch_log_group" "rds" {
+  #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days, default 30 days for cost); raise it to 365+ where compliance requires.
+  for_each = toset(["postgresql", "upgrade"])
+
+  name              = "/aws/rds/instance/${var.name}/${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = local.kms_key_arn
+}
+
 resource "aws_db_instance" "this" {
   #checkov:skip=CKV_AWS_157:Multi-AZ is a variable (db_multi_az, default false for cost); enable it for production.
   #checkov:skip=CKV_AWS_353:Performance Insights is a variable (db_performance_insights_enabled, default false).
@@ -87,6 +98,8 @@ resource "aws_db_instance" "this" {
 
   monitoring_interval = var.db_monitoring_interval
   monitoring_role_arn = var.db_monitoring_interval > 0 ? aws_iam_role.rds_monitoring[0].arn : null
+
+  depends_on = [aws_cloudwatch_log_group.rds]
 }
 
 # Enhanced Monitoring (OS metrics) role.

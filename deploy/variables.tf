@@ -12,8 +12,8 @@ variable "name" {
   default     = "order-service"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,22}$", var.name))
-    error_message = "name must be 2-23 characters: lowercase letters, digits and hyphens, starting with a letter (it is used in ALB and target group names, which are limited to 32 characters)."
+    condition     = length(var.name) <= 23 && can(regex("^[a-z]([a-z0-9]|-[a-z0-9])+$", var.name))
+    error_message = "name must be 2-23 characters: lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen (it is used in RDS identifiers and in ALB and target group names, which are limited to 32 characters)."
   }
 }
 
