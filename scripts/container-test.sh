@@ -256,15 +256,19 @@ for v in DATABASE_URL PGPASSWORD PGUSER PGHOST PGPORT PGDATABASE PGSSLMODE \
 done
 ENV_ARGS+=(-e "SQS_QUEUE_URL=$queue_url" -e "LOG_LEVEL=${LOG_LEVEL:-info}")
 
+# sets NEW_CTR (no command substitution: CONTAINERS must be updated in this shell)
 new_container() {
-  local image=$1 name=$2 c
-  c=$(buildah from --pull-never --name "$name" "$image" 2>"$WORK/buildah-from.log") || return 1
-  CONTAINERS+=("$c")
-  echo "$c"
+  local image=$1 name=$2
+  NEW_CTR=$(buildah from --pull-never --name "$name" "$image" 2>"$WORK/buildah-from.log") || return 1
+  CONTAINERS+=("$NEW_CTR")
 }
-api_ctr=$(new_container "$API_IMAGE" "${RUN_ID}-api") || abort "buildah from $API_IMAGE"
-w1_ctr=$(new_container "$WORKER_IMAGE" "${RUN_ID}-worker1") || abort "buildah from $WORKER_IMAGE"
-w2_ctr=$(new_container "$WORKER_IMAGE" "${RUN_ID}-worker2") || abort "buildah from $WORKER_IMAGE"
+
+new_container "$API_IMAGE" "${RUN_ID}-api" || abort "buildah from $API_IMAGE"
+api_ctr=$NEW_CTR
+new_container "$WORKER_IMAGE" "${RUN_ID}-worker1" || abort "buildah from $WORKER_IMAGE"
+w1_ctr=$NEW_CTR
+new_container "$WORKER_IMAGE" "${RUN_ID}-worker2" || abort "buildah from $WORKER_IMAGE"
+w2_ctr=$NEW_CTR
 
 # migrate (one-off, like the ECS migrate task)
 if timeout 120 buildah run --isolation chroot --network host "${ENV_ARGS[@]}" "$api_ctr" -- \
