@@ -66,11 +66,17 @@ static int ensure_db(char *err, size_t errlen)
         return -1;
     PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 10, NULL);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
+    int rc = 0;
+    if (!ok) {
         db_error(cm_db, r, err, errlen);
+        /* connected, but the statement is refused (schema missing?): not an outage */
+        rc = db_is_connection_error(cm_db, r) ? -1 : -2;
+        PQfinish(cm_db);
+        cm_db = NULL;
+    }
     PQclear(r);
     cm_prepared = ok;
-    return ok ? 0 : -1;
+    return rc;
 }
 
 static char *order_response(const struct create_job *j, const char *created_at)
@@ -333,10 +339,16 @@ static void process(struct create_job *list)
     size_t n = 0;
     char err[512];
 
-    if (ensure_db(err, sizeof(err)) != 0) {
-        log_error(NULL, "database unavailable: %s", err);
-        for (struct create_job *j = list; j; j = j->next)
-            fail_job(j, 503, "unavailable", "the database is unavailable; retry later");
+    int db = ensure_db(err, sizeof(err));
+    if (db != 0) {
+        log_error(NULL, "%s: %s", db == -1 ? "database unavailable" : "database not usable", err);
+        atomic_fetch_add(&api_metrics.db_errors, 1);
+        for (struct create_job *j = list; j; j = j->next) {
+            if (db == -1)
+                fail_job(j, 503, "unavailable", "the database is unavailable; retry later");
+            else
+                fail_job(j, 500, "internal", "the order could not be stored");
+        }
     } else {
         for (struct create_job *j = list; j; j = j->next) {
             if (j->idempotency_key[0])

@@ -51,8 +51,8 @@ static const char mark_sent_sql[] =
     "  UPDATE outbox o SET sent_at = now(), message_id = m.message_id, attempts = o.attempts + 1"
     "  FROM m WHERE o.id = m.id AND o.sent_at IS NULL"
     "  RETURNING o.order_id, o.correlation_id, o.message_id, o.attempts)"
-    " INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
-    " SELECT order_id, 'ENQUEUED', $3, correlation_id,"
+    " INSERT INTO order_events (order_id, at, step, actor, correlation_id, detail)"
+    " SELECT order_id, to_timestamp($4::bigint / 1000.0), 'ENQUEUED', $3, correlation_id,"
     "        jsonb_build_object('message_id', message_id, 'attempts', attempts)"
     " FROM upd";
 
@@ -93,7 +93,7 @@ static size_t send_batch(struct outbox_msg *m, size_t n, char **message_ids, cha
 {
     struct sqs_send_entry e[SQS_MAX_BATCH];
     struct sqs_attr attrs[SQS_MAX_BATCH][2];
-    char ids[SQS_MAX_BATCH][4];
+    char ids[SQS_MAX_BATCH][24];
     struct sqs_batch_result res;
     struct sqs_error serr;
     size_t sent = 0;
@@ -134,9 +134,15 @@ static size_t send_batch(struct outbox_msg *m, size_t n, char **message_ids, cha
     return sent;
 }
 
-/* Records the outcome of one round: sent rows marked, failed rows pushed back. */
-static void record(struct outbox_msg *m, char **message_ids, size_t n, const char *last_err)
+/* Records the outcome of one round: sent rows marked, failed rows pushed back.
+ * ENQUEUED carries the time the send started: a consumer can receive the
+ * message before SendMessageBatch has even answered, and the timeline must
+ * still read ENQUEUED before DELIVERED. */
+static void record(struct outbox_msg *m, char **message_ids, size_t n, const char *last_err,
+                   int64_t sent_ms)
 {
+    char sent[32];
+    snprintf(sent, sizeof(sent), "%lld", (long long)sent_ms);
     struct buf ids, mids, failed;
     size_t n_ok = 0, n_failed = 0;
     char err[512];
@@ -163,8 +169,8 @@ static void record(struct outbox_msg *m, char **message_ids, size_t n, const cha
         }
     }
     if (n_ok) {
-        const char *p[] = {db_array_finish(&ids), db_array_finish(&mids), actor};
-        PGresult *r = PQexecParams(pub_db, mark_sent_sql, 3, NULL, p, NULL, NULL, 0);
+        const char *p[] = {db_array_finish(&ids), db_array_finish(&mids), actor, sent};
+        PGresult *r = PQexecParams(pub_db, mark_sent_sql, 4, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             db_error(pub_db, r, err, sizeof(err));
             log_warn(NULL, "publisher: could not mark %zu messages sent: %s", n_ok, err);
@@ -191,6 +197,7 @@ static size_t send_all(struct outbox_msg *m, size_t n)
     char *mids[PUB_ROUND_MAX];
     char err[600] = "";
     size_t failed = 0;
+    int64_t sent_ms = util_wall_ms();
 
     for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
         size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
@@ -199,7 +206,7 @@ static size_t send_all(struct outbox_msg *m, size_t n)
     }
     if (failed)
         log_warn(NULL, "publisher: %zu of %zu messages not sent: %s", failed, n, err);
-    record(m, mids, n, err);
+    record(m, mids, n, err, sent_ms);
     for (size_t i = 0; i < n; i++)
         free(mids[i]);
     return failed;

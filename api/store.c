@@ -182,7 +182,7 @@ enum store_rc store_order_events(const char *id, json_t **events)
                                "SELECT " TS("e.at") ", e.step, e.actor, e.correlation_id,"
                                " e.detail::text FROM orders o"
                                " LEFT JOIN order_events e ON e.order_id = o.id"
-                               " WHERE o.id = $1 ORDER BY e.id",
+                               " WHERE o.id = $1 ORDER BY e.at, e.id",
                                1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);

@@ -64,7 +64,9 @@ static struct {
     int polls;      /* outstanding ReceiveMessage */
     int ops;        /* outstanding other SQS requests */
     bool stopping;
-    int64_t stop_deadline;
+    int64_t stop_deadline; /* held payments must be done by then */
+    int64_t hard_deadline; /* and outstanding polls by then */
+    bool released;
     int64_t db_retry_at; /* no polls or DB work before this while the database is down */
     unsigned db_failures;
     int64_t next_visibility_scan;
@@ -170,7 +172,6 @@ static void op_start(struct op *o)
         return;
     }
     o->retry_at = 0;
-    curl_easy_setopt(sqs_request_easy(o->req), CURLOPT_PRIVATE, (char *)o);
     if (o->kind == OP_RECEIVE)
         L.recv_ops[L.recv_n++] = o;
     curl_multi_add_handle(L.multi, sqs_request_easy(o->req));
@@ -208,7 +209,7 @@ static void flush_deletes(void)
     if (!L.del_n)
         return;
     struct sqs_receipt_entry e[SQS_MAX_BATCH];
-    char ids[SQS_MAX_BATCH][4];
+    char ids[SQS_MAX_BATCH][24];
     struct op *o = calloc(1, sizeof(*o));
     o->kind = OP_DELETE;
     for (size_t i = 0; i < L.del_n; i++) {
@@ -236,7 +237,7 @@ static void ack(struct held *h)
 static void change_visibility(struct held **h, size_t n, int timeout_s)
 {
     struct sqs_receipt_entry e[SQS_MAX_BATCH];
-    char ids[SQS_MAX_BATCH][4];
+    char ids[SQS_MAX_BATCH][24];
     for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
         size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
         for (size_t i = 0; i < k; i++) {
@@ -365,6 +366,12 @@ static void on_received(struct op *o)
         batch[nb++] = h;
     }
     sqs_messages_free(msgs, n);
+    if (nb && L.stopping) {
+        /* not processed: returned with the rest once the polls are over */
+        log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them",
+               "count", (long long)nb, NULL);
+        return;
+    }
     if (nb)
         lookup(batch, nb);
 }
@@ -461,12 +468,14 @@ static void recv_forget(struct op *o)
 
 static void on_done(CURL *easy, CURLcode code)
 {
-    struct op *o = NULL;
+    struct sqs_request *r = NULL;
     struct sqs_error err;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&o);
+    /* sqs.c keeps its request in the handle's CURLOPT_PRIVATE; ours hangs off it */
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
     curl_multi_remove_handle(L.multi, easy);
-    if (!o)
+    if (!r)
         return;
+    struct op *o = sqs_request_userdata(r);
     if (o->kind == OP_RECEIVE)
         recv_forget(o);
     struct sqs_request *req = o->req;
@@ -534,41 +543,40 @@ static void run_retries(int64_t now, int64_t *next_timer)
     }
 }
 
-/* Makes every unfinished message visible again and waits (bounded) for it. */
-static void release_all(void)
+/* Makes every unfinished message visible again at once: it goes back to the
+ * queue for another worker instead of waiting out its visibility timeout. */
+static void release_held(void)
 {
-    struct held *rel[4096];
+    struct held **rel = malloc(L.held_n * sizeof(*rel) + 1);
     size_t n = 0;
-    for (struct held *h = L.first; h && n < 4096; h = h->next)
+    for (struct held *h = L.first; h; h = h->next)
         if (h->state != H_DONE)
             rel[n++] = h;
     if (n) {
-        log_kv(LOG_WARN, NULL, "shutdown grace over: returning unfinished messages to the queue",
-               "count", (long long)n, NULL);
-        change_visibility(rel, n, 0);
+        log_kv(LOG_WARN, NULL, "stopping: returning unfinished messages to the queue", "count",
+               (long long)n, NULL);
+        change_visibility(rel, n, 0); /* the request bodies hold copies of the receipts */
     }
-    int64_t deadline = util_mono_ms() + 3000;
-    while (L.ops > 0 && util_mono_ms() < deadline) {
-        int running, q;
-        curl_multi_poll(L.multi, NULL, 0, 100, NULL);
-        curl_multi_perform(L.multi, &running);
-        CURLMsg *m;
-        while ((m = curl_multi_info_read(L.multi, &q)))
-            if (m->msg == CURLMSG_DONE)
-                on_done(m->easy_handle, m->data.result);
-    }
+    L.heap_n = 0;
+    L.lookup_n = 0;
+    for (size_t i = 0; i < n; i++)
+        held_free(rel[i]);
+    free(rel);
 }
 
 static void begin_stop(void)
 {
     L.stopping = true;
     L.stop_deadline = util_mono_ms() + wcfg.shutdown_grace_ms;
+    /* Long polls cannot be cancelled on the server: one we abandoned would
+     * still take messages and leave them invisible. So they run out (at most
+     * WaitTimeSeconds) and what they bring is handed straight back. */
+    L.hard_deadline = L.stop_deadline + wcfg.wait_time_s * 1000 + 5000;
     log_kv(LOG_INFO, NULL, "stopping: no new receives, finishing held orders", "held",
            (long long)L.held_n, "grace_ms", (long long)wcfg.shutdown_grace_ms, NULL);
 }
 
-/* Outstanding long polls are abandoned on stop: whatever they would have
- * returned stays invisible only until its visibility timeout. */
+/* Last resort when polls outlive the hard deadline. */
 static void abort_polls(void)
 {
     while (L.recv_n) {
@@ -600,10 +608,19 @@ int loop_run(int signal_fd)
     for (;;) {
         int64_t now = util_mono_ms();
         if (L.stopping) {
-            bool idle = L.held_n == 0 && L.ops == 0;
-            if (idle || now >= L.stop_deadline) {
-                if (!idle)
-                    release_all();
+            /* Release only once no poll of ours is left on the server: a
+             * released message would otherwise be taken straight back,
+             * burning a receive towards the dead-letter queue. */
+            bool payments_left = L.heap_n > 0 || L.lookup_n > 0;
+            if (!L.released && L.polls == 0 && (now >= L.stop_deadline || !payments_left)) {
+                release_held();
+                L.released = true;
+            }
+            if (L.held_n == 0 && L.ops == 0 && L.polls == 0 && L.del_n == 0)
+                break;
+            if (now >= L.hard_deadline) {
+                log_warn(NULL, "stopping: requests still outstanding at the hard deadline");
+                abort_polls();
                 break;
             }
         } else {
@@ -623,8 +640,10 @@ int loop_run(int signal_fd)
             next = L.heap[0]->due_ms;
         if (L.db_retry_at > now && L.db_retry_at < next)
             next = L.db_retry_at;
-        if (L.stopping && L.stop_deadline < next)
+        if (L.stopping && !L.released && L.stop_deadline < next)
             next = L.stop_deadline;
+        if (L.stopping && L.hard_deadline < next)
+            next = L.hard_deadline;
         int timeout = (int)(next - util_mono_ms());
         if (timeout < 0)
             timeout = 0;
@@ -637,7 +656,6 @@ int loop_run(int signal_fd)
             if (read(signal_fd, &si, sizeof(si)) == sizeof(si) && !L.stopping) {
                 log_info(NULL, "received %s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                 begin_stop();
-                abort_polls();
             }
         }
         curl_multi_perform(L.multi, &running);
