@@ -1,0 +1,171 @@
+"""The OpenAPI contract (api/openapi.yaml) against the running order-api.
+
+The document is checked three ways: it is valid OpenAPI 3.1; the API serves
+it byte for byte at GET /openapi.yaml; and Schemathesis sends generated requests to every operation (its examples, coverage and
+fuzzing phases, both schema-valid and schema-violating data, plus stateful
+sequences that follow the document's links: create, then read, list the
+events of and cancel that order) and checks each answer: no 5xx, a status
+the document lists for the operation, the documented content type, headers
+and body schema, 4xx for data the schema forbids, 405 with Allow for methods
+a path does not serve.
+
+"Schema-valid data accepted" is not checked: a schema-valid body can still be
+refused for reasons JSON Schema cannot state (a 128-character customer_id over
+128 bytes, `1.0` as an integer, a total over 2^63-1, an Idempotency-Key used
+before with another body), all documented as 4xx.
+"""
+import re
+
+import pytest
+import requests
+import yaml
+from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate
+from openapi_spec_validator.readers import read_from_filename
+
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    missing_required_header,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+from conftest import ROOT, Api
+
+SPEC = ROOT / "api" / "openapi.yaml"
+MAX_EXAMPLES = 40  # per operation and phase; the whole file runs in well under a minute
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    missing_required_header,
+    unsupported_method,
+]
+
+# Known bug, tracked by test_list_cursor_out_of_range below: GET /orders with a
+# well-formed cursor whose number lies outside PostgreSQL's timestamp range
+# answers 500 (the query fails with "timestamp/interval out of range").
+# Generated requests that hit it are not checked, so that this contract test
+# keeps finding other regressions; delete this when the bug is fixed.
+_CURSOR_NUMBER = re.compile(r"^\s*([+-]?[0-9]+)_")
+_CURSOR_SAFE_US = 10**17  # about 3 000 years either side of 1970: inside the range
+
+
+def _hits_cursor_range_bug(case):
+    if case.operation.method.upper() != "GET" or case.operation.path != "/orders":
+        return False
+    cursor = (case.query or {}).get("cursor")
+    m = _CURSOR_NUMBER.match(cursor) if isinstance(cursor, str) else None
+    return bool(m) and abs(int(m.group(1))) >= _CURSOR_SAFE_US
+
+
+def _config(base_url):
+    return schemathesis.Config.from_dict(
+        {
+            "base-url": base_url,
+            "request-timeout": 10,
+            "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "database": "none"},
+        }
+    )
+
+
+@pytest.fixture
+def api(queue, procs):
+    a = Api(queue, name="order-api-openapi")
+    procs.append(a)
+    return a
+
+
+@pytest.fixture
+def api_schema(api):
+    # The file, not the served copy: loaded from a URL, Schemathesis leaves out
+    # the operation that serves the document. test_served_document_is_the_file
+    # shows the two are the same bytes.
+    return schemathesis.openapi.from_path(SPEC, config=_config(api.url))
+
+
+def test_document_is_valid_openapi_3_1():
+    spec, _ = read_from_filename(str(SPEC))
+    assert spec["openapi"] == "3.1.0"
+    validate(spec)  # picks the 3.1 validator from the `openapi` field
+
+
+def test_document_covers_every_route():
+    spec = yaml.safe_load(SPEC.read_text())
+    ops = {(path, method) for path, item in spec["paths"].items() for method in item
+           if method in ("get", "post", "put", "patch", "delete", "head", "options")}
+    assert ops == {
+        ("/orders", "post"),
+        ("/orders", "get"),
+        ("/orders/{id}", "get"),
+        ("/orders/{id}/events", "get"),
+        ("/orders/{id}/cancel", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.yaml", "get"),
+    }
+
+
+def test_served_document_is_the_file(api):
+    r = requests.get(api.url + "/openapi.yaml", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/yaml"
+    assert r.content == SPEC.read_bytes()
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_document(case):
+    if _hits_cursor_range_bug(case):
+        return
+    case.call_and_validate(checks=CHECKS, timeout=10)
+
+
+def test_stateful_sequences_conform(api_schema):
+    class Machine(api_schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"timeout": 10}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            if _hits_cursor_range_bug(case):
+                return
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
+
+    Machine.run(
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: GET /orders answers 500 for a cursor outside "
+                   "PostgreSQL's timestamp range (see _hits_cursor_range_bug)")
+@pytest.mark.parametrize("number", ["9223372036854775807", "-333134260232122118"])
+def test_list_cursor_out_of_range(api, number):
+    r = requests.get(api.url + "/orders",
+                     params={"cursor": number + "_00000000-0000-0000-0000-000000000000"}, timeout=10)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["error"]["code"] == "invalid_parameter"
