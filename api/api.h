@@ -87,6 +87,7 @@ struct api_metrics {
     _Atomic uint64_t orders_created;
     _Atomic uint64_t idempotent_replays;
     _Atomic uint64_t sqs_sent;
+    _Atomic uint64_t sqs_requests;
     _Atomic uint64_t sqs_errors;
     _Atomic uint64_t db_errors;
     _Atomic uint64_t group_commits;

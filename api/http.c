@@ -14,6 +14,7 @@
  */
 #include <jansson.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -351,8 +352,12 @@ static enum MHD_Result list_orders(struct MHD_Connection *conn, struct req_ctx *
     }
     if (cursor) {
         char *end;
+        errno = 0;
         cursor_us = strtoll(cursor, &end, 10);
-        if (end == cursor || *end != '_' || strlen(end + 1) != 36 || !util_is_uuid(end + 1))
+        /* a cursor is a creation time in microseconds: refuse what no row can have
+         * (negative, or past year 2255) rather than let PostgreSQL overflow */
+        if (end == cursor || errno || cursor_us < 0 || cursor_us > 9000000000000000LL ||
+            *end != '_' || strlen(end + 1) != 36 || !util_is_uuid(end + 1))
             return send_error(conn, c, 400, "invalid_parameter", "cursor is not valid", "cursor",
                               "use the next_cursor value of a previous page", NULL);
         memcpy(cursor_id, end + 1, UUID_STR_LEN);
@@ -411,6 +416,9 @@ static enum MHD_Result metrics(struct MHD_Connection *conn, struct req_ctx *c)
     metrics_header(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS");
     metrics_sample(&b, "order_api_sqs_messages_sent_total", "",
                    (double)atomic_load(&api_metrics.sqs_sent));
+    metrics_header(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent");
+    metrics_sample(&b, "order_api_sqs_requests_total", "",
+                   (double)atomic_load(&api_metrics.sqs_requests));
     metrics_header(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries");
     metrics_sample(&b, "order_api_sqs_errors_total", "",
                    (double)atomic_load(&api_metrics.sqs_errors));

@@ -38,6 +38,7 @@ static pthread_t pub_thread;
 
 static PGconn *pub_db;
 static struct sqs_client *pub_sqs;
+static CURLM *pub_multi;
 static struct creds_provider *pub_creds;
 static int64_t pub_backoff_until; /* monotonic ms; no fast-path sends before it */
 static unsigned pub_failures;
@@ -86,17 +87,12 @@ static int ensure_db(void)
     return 0;
 }
 
-/* Sends up to 10 messages in one SendMessageBatch. Fills message_ids[i] (or
- * leaves it NULL for a failed entry). Returns the number sent. */
-static size_t send_batch(struct outbox_msg *m, size_t n, char **message_ids, char *err,
-                         size_t errlen)
+/* The SendMessageBatch body for m[0..n), n <= 10; entry ids are indexes. */
+static char *encode_batch(struct outbox_msg *m, size_t n)
 {
     struct sqs_send_entry e[SQS_MAX_BATCH];
     struct sqs_attr attrs[SQS_MAX_BATCH][2];
     char ids[SQS_MAX_BATCH][24];
-    struct sqs_batch_result res;
-    struct sqs_error serr;
-    size_t sent = 0;
 
     for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof(ids[i]), "%zu", i);
@@ -108,29 +104,145 @@ static size_t send_batch(struct outbox_msg *m, size_t n, char **message_ids, cha
                                        .n_attrs = m[i].traceparent[0] ? 2 : 1,
                                        .trace_header =
                                            m[i].trace_header[0] ? m[i].trace_header : NULL};
-        message_ids[i] = NULL;
     }
-    if (sqs_send_message_batch(pub_sqs, api_cfg.queue_url, e, n, &res, &serr) != 0) {
-        snprintf(err, errlen, "%.100s: %.400s", serr.type[0] ? serr.type : "error", serr.message);
-        atomic_fetch_add(&api_metrics.sqs_errors, 1);
-        return 0;
-    }
-    for (size_t k = 0; k < res.n_ok; k++) {
-        long idx = strtol(res.ok_ids[k], NULL, 10);
+    return sqs_encode_send_message_batch(api_cfg.queue_url, e, n);
+}
+
+/* Fills message_ids from a SendMessageBatch result; returns how many were sent. */
+static size_t apply_result(const struct sqs_batch_result *res, size_t n, char **message_ids,
+                           char *err, size_t errlen)
+{
+    size_t sent = 0;
+    for (size_t k = 0; k < res->n_ok; k++) {
+        long idx = strtol(res->ok_ids[k], NULL, 10);
         if (idx >= 0 && (size_t)idx < n && !message_ids[idx]) {
-            message_ids[idx] = strdup(res.ok_message_ids && res.ok_message_ids[k]
-                                          ? res.ok_message_ids[k]
-                                          : "");
+            message_ids[idx] = strdup(
+                res->ok_message_ids && res->ok_message_ids[k] ? res->ok_message_ids[k] : "");
             sent++;
         }
     }
-    if (res.n_failed) {
-        snprintf(err, errlen, "%s: %s", res.failed[0].code ? res.failed[0].code : "failed",
-                 res.failed[0].message ? res.failed[0].message : "");
+    if (res->n_failed) {
+        snprintf(err, errlen, "%.100s: %.400s",
+                 res->failed[0].code ? res->failed[0].code : "failed",
+                 res->failed[0].message ? res->failed[0].message : "");
         atomic_fetch_add(&api_metrics.sqs_errors, 1);
     }
-    sqs_batch_result_free(&res);
     atomic_fetch_add(&api_metrics.sqs_sent, sent);
+    return sent;
+}
+
+/* Synchronous, retrying send of one batch: the slow path after a failure. */
+static size_t send_batch_sync(struct outbox_msg *m, size_t n, char **message_ids, char *err,
+                              size_t errlen)
+{
+    struct sqs_batch_result res;
+    struct sqs_error serr;
+    char *body = encode_batch(m, n);
+    char *resp = NULL;
+    size_t len = 0, sent = 0;
+
+    atomic_fetch_add(&api_metrics.sqs_requests, 1);
+    if (!body || sqs_call(pub_sqs, SQS_SEND_MESSAGE_BATCH, body, 0, &resp, &len, &serr) != 0) {
+        if (!body)
+            snprintf(err, errlen, "message could not be encoded");
+        else
+            snprintf(err, errlen, "%.100s: %.400s", serr.type[0] ? serr.type : "error",
+                     serr.message);
+        atomic_fetch_add(&api_metrics.sqs_errors, 1);
+    } else if (sqs_decode_batch_result(resp, len, &res, &serr) == 0) {
+        sent = apply_result(&res, n, message_ids, err, errlen);
+        sqs_batch_result_free(&res);
+    }
+    free(body);
+    free(resp);
+    return sent;
+}
+
+/* Sends m[0..n) as concurrent SendMessageBatch calls over one curl multi
+ * handle (keep-alive connections are reused across rounds); a batch whose
+ * first attempt fails falls back to the retrying synchronous path. Fills
+ * message_ids[i] (NULL for a message not sent); returns the number sent. */
+static size_t send_concurrently(struct outbox_msg *m, size_t n, char **message_ids, char *err,
+                                size_t errlen)
+{
+    struct sqs_request *req[PUB_ROUND_MAX / SQS_MAX_BATCH];
+    size_t nb = (n + SQS_MAX_BATCH - 1) / SQS_MAX_BATCH, sent = 0, running_n = 0;
+    struct sqs_error serr;
+
+    for (size_t i = 0; i < n; i++)
+        message_ids[i] = NULL;
+    for (size_t b = 0; b < nb; b++) {
+        size_t off = b * SQS_MAX_BATCH, k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
+        char *body = encode_batch(&m[off], k);
+        req[b] = body ? sqs_request_new(pub_sqs, SQS_SEND_MESSAGE_BATCH, body, NULL) : NULL;
+        if (req[b] && sqs_request_prepare(req[b], 0, &serr) == 0) {
+            curl_multi_add_handle(pub_multi, sqs_request_easy(req[b]));
+            atomic_fetch_add(&api_metrics.sqs_requests, 1);
+            running_n++;
+        } else if (req[b]) {
+            sqs_request_free(req[b]);
+            req[b] = NULL;
+        }
+    }
+    int still = 1;
+    while (running_n && still) {
+        curl_multi_perform(pub_multi, &still);
+        if (still)
+            curl_multi_poll(pub_multi, NULL, 0, 1000, NULL);
+    }
+    CURLMsg *msg;
+    int q;
+    while ((msg = curl_multi_info_read(pub_multi, &q))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURLcode rc = msg->data.result;
+        CURL *easy = msg->easy_handle;
+        curl_multi_remove_handle(pub_multi, easy);
+        for (size_t b = 0; b < nb; b++) {
+            if (!req[b] || sqs_request_easy(req[b]) != easy)
+                continue;
+            size_t off = b * SQS_MAX_BATCH, k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
+            struct sqs_batch_result res;
+            size_t len;
+            if (sqs_request_complete(req[b], rc, &serr) == 0) {
+                const char *resp = sqs_request_response(req[b], &len);
+                if (sqs_decode_batch_result(resp, len, &res, &serr) == 0) {
+                    sent += apply_result(&res, k, &message_ids[off], err, errlen);
+                    sqs_batch_result_free(&res);
+                }
+            } else {
+                atomic_fetch_add(&api_metrics.sqs_errors, 1);
+                snprintf(err, errlen, "%.100s: %.400s", serr.type[0] ? serr.type : "error",
+                         serr.message);
+            }
+            sqs_request_free(req[b]);
+            req[b] = NULL;
+        }
+    }
+    for (size_t b = 0; b < nb; b++)
+        if (req[b]) { /* never completed */
+            curl_multi_remove_handle(pub_multi, sqs_request_easy(req[b]));
+            sqs_request_free(req[b]);
+        }
+    /* What did not go out on the first try gets the retrying path, unless SQS
+     * is failing outright: then the relay and its backoff own those rows. */
+    if (sent == 0 || sent == n)
+        return sent;
+    struct outbox_msg retry[SQS_MAX_BATCH];
+    size_t map[SQS_MAX_BATCH], nr = 0;
+    char *ids[SQS_MAX_BATCH];
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && !message_ids[i]) {
+            retry[nr] = m[i];
+            map[nr++] = i;
+        }
+        if (nr == SQS_MAX_BATCH || (i == n && nr > 0)) {
+            sent += send_batch_sync(retry, nr, ids, err, errlen);
+            for (size_t k = 0; k < nr; k++)
+                message_ids[map[k]] = ids[k];
+            nr = 0;
+        }
+    }
     return sent;
 }
 
@@ -199,11 +311,7 @@ static size_t send_all(struct outbox_msg *m, size_t n)
     size_t failed = 0;
     int64_t sent_ms = util_wall_ms();
 
-    for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
-        size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
-        size_t sent = send_batch(&m[off], k, &mids[off], err, sizeof(err));
-        failed += k - sent;
-    }
+    failed = n - send_concurrently(m, n, mids, err, sizeof(err));
     if (failed)
         log_warn(NULL, "publisher: %zu of %zu messages not sent: %s", failed, n, err);
     record(m, mids, n, err, sent_ms);
@@ -358,6 +466,7 @@ int publisher_start(char *err, size_t errlen)
     if (!pub_creds)
         return -1;
     pub_sqs = sqs_client_new(&api_cfg.sqs, pub_creds);
+    pub_multi = curl_multi_init();
     if (!pub_sqs) {
         snprintf(err, errlen, "cannot create the SQS client");
         creds_provider_free(pub_creds);
@@ -399,6 +508,7 @@ void publisher_stop(void)
     if (pub_db)
         PQfinish(pub_db);
     pub_db = NULL;
+    curl_multi_cleanup(pub_multi);
     sqs_client_free(pub_sqs);
     creds_provider_free(pub_creds);
 }
