@@ -27,7 +27,6 @@ static struct create_job *cm_head, *cm_tail;
 static bool cm_stopping;
 static pthread_t cm_thread;
 static PGconn *cm_db;
-static bool cm_prepared;
 
 /* One statement: a data-modifying CTE is atomic, and the outbox's foreign key
  * is checked at the end of the statement, after the orders are in. */
@@ -42,8 +41,8 @@ static const char insert_sql[] =
     "  SELECT id, customer_id, items, total_cents, currency, correlation_id FROM input"
     "  RETURNING id, created_at"
     "), ob AS ("
-    "  INSERT INTO outbox (order_id, body, correlation_id, trace_header, traceparent)"
-    "  SELECT id, body, correlation_id, nullif(trace_header, ''), nullif(traceparent, '')"
+    "  INSERT INTO outbox (order_id, body, correlation_id, trace_header, traceparent, queue_url)"
+    "  SELECT id, body, correlation_id, nullif(trace_header, ''), nullif(traceparent, ''), $11"
     "  FROM input RETURNING id AS outbox_id, order_id"
     "), ev AS ("
     "  INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
@@ -61,10 +60,9 @@ static int ensure_db(char *err, size_t errlen)
 {
     if (cm_db && PQstatus(cm_db) == CONNECTION_OK)
         return 0;
-    cm_prepared = false;
     if (db_ensure(&cm_db, api_cfg.database_url, "order-api-committer", err, errlen) != 0)
         return -1;
-    PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 10, NULL);
+    PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 11, NULL);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     int rc = 0;
     if (!ok) {
@@ -75,7 +73,6 @@ static int ensure_db(char *err, size_t errlen)
         cm_db = NULL;
     }
     PQclear(r);
-    cm_prepared = ok;
     return rc;
 }
 
@@ -107,12 +104,12 @@ static void fail_job(struct create_job *j, int status, const char *code, const c
 
 /* Runs insert_orders for jobs[0..n); fills responses and outbox messages.
  * Returns 0, or -1 with res_err telling whether the connection was lost. */
-static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *out,
-                        bool *conn_lost, char *err, size_t errlen)
+static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *out, bool *conn_lost,
+                        char *err, size_t errlen)
 {
     struct buf a[9];
     char actor[64];
-    const char *params[10];
+    const char *params[11];
     char **bodies = calloc(n, sizeof(char *));
     int rc = -1;
 
@@ -139,9 +136,10 @@ static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *o
     for (int k = 0; k < 9; k++)
         params[k] = db_array_finish(&a[k]);
     params[9] = actor;
+    params[10] = api_cfg.queue_url;
 
     *conn_lost = false;
-    PGresult *r = PQexecPrepared(cm_db, "insert_orders", 10, params, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(cm_db, "insert_orders", 11, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
         db_error(cm_db, r, err, errlen);
         *conn_lost = db_is_connection_error(cm_db, r);
@@ -193,8 +191,8 @@ static void publish(struct outbox_msg *msgs, struct create_job **jobs, size_t n)
             atomic_fetch_add(&api_metrics.orders_created, 1);
             struct log_fields f = {.order_id = jobs[i]->id,
                                    .correlation_id = jobs[i]->correlation_id,
-                                   .trace_id = jobs[i]->trace_header[0] ? jobs[i]->trace_header
-                                                                         : NULL,
+                                   .trace_id =
+                                       jobs[i]->trace_header[0] ? jobs[i]->trace_header : NULL,
                                    .traceparent = jobs[i]->traceparent};
             log_kv(LOG_INFO, &f, "order received", "total_cents",
                    (long long)jobs[i]->req.total_cents, "items", (long long)jobs[i]->req.n_items,
@@ -206,10 +204,11 @@ static void publish(struct outbox_msg *msgs, struct create_job **jobs, size_t n)
 static int idempotency_lookup(struct create_job *j, char *err, size_t errlen, bool *lost)
 {
     const char *p[] = {j->idempotency_key};
-    PGresult *r = PQexecParams(
-        cm_db, "SELECT request_hash, response_status, response_body FROM idempotency_keys"
-               " WHERE key = $1",
-        1, NULL, p, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(cm_db,
+                     "SELECT request_hash, response_status, response_body FROM idempotency_keys"
+                     " WHERE key = $1",
+                     1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(cm_db, r, err, errlen);
         *lost = db_is_connection_error(cm_db, r);

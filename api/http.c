@@ -30,7 +30,8 @@
 #include "store.h"
 #include "trace.h"
 
-#define DISCARD_LIMIT (1024 * 1024) /* bytes of an oversized chunked body we skip before closing */
+#define DISCARD_LIMIT (1024 * 1024) /* bytes of an oversized chunked body we skip before closing   \
+                                     */
 #define LIST_DEFAULT_LIMIT 20
 #define LIST_MAX_LIMIT 100
 
@@ -46,9 +47,14 @@ enum route {
     R_ORDER_CANCEL,
     R_COUNT
 };
-static const char *route_names[R_COUNT] = {"unknown", "/healthz", "/readyz",
-                                           "/metrics", "/openapi.yaml", "/orders",
-                                           "/orders/{id}", "/orders/{id}/events",
+static const char *route_names[R_COUNT] = {"unknown",
+                                           "/healthz",
+                                           "/readyz",
+                                           "/metrics",
+                                           "/openapi.yaml",
+                                           "/orders",
+                                           "/orders/{id}",
+                                           "/orders/{id}/events",
                                            "/orders/{id}/cancel"};
 
 /* Counted statuses; anything else lands in the last slot. */
@@ -134,8 +140,8 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct req_ctx *c
 static enum MHD_Result send_unavailable(struct MHD_Connection *conn, struct req_ctx *c)
 {
     static const char *const h[] = {"Retry-After", "2", NULL};
-    return send_error(conn, c, 503, "unavailable", "the database is unavailable; retry later",
-                      NULL, NULL, h);
+    return send_error(conn, c, 503, "unavailable", "the database is unavailable; retry later", NULL,
+                      NULL, h);
 }
 
 static enum MHD_Result send_store_error(struct MHD_Connection *conn, struct req_ctx *c,
@@ -279,8 +285,7 @@ static enum MHD_Result create_order(struct MHD_Connection *conn, struct req_ctx 
         if (!ok) {
             free(j);
             return send_error(conn, c, 400, "invalid_header", "Idempotency-Key is not valid",
-                              "Idempotency-Key", "must be 1-255 printable ASCII characters",
-                              NULL);
+                              "Idempotency-Key", "must be 1-255 printable ASCII characters", NULL);
         }
         memcpy(j->idempotency_key, key, n + 1);
     }
@@ -323,9 +328,8 @@ static enum MHD_Result finish_create(struct MHD_Connection *conn, struct req_ctx
     } else if (j->status == 503) {
         h = h503;
     }
-    enum MHD_Result ret =
-        send_text(conn, c, j->status, "application/json", j->response_body,
-                  j->response_body ? strlen(j->response_body) : 0, h);
+    enum MHD_Result ret = send_text(conn, c, j->status, "application/json", j->response_body,
+                                    j->response_body ? strlen(j->response_body) : 0, h);
     return ret;
 }
 
@@ -391,8 +395,7 @@ static enum MHD_Result metrics(struct MHD_Connection *conn, struct req_ctx *c)
                 snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"", route_names[r]);
             metrics_sample(&b, "order_api_requests_total", labels, (double)v);
         }
-    metrics_header(&b, "order_api_request_duration_seconds", "histogram",
-                   "HTTP request latency");
+    metrics_header(&b, "order_api_request_duration_seconds", "histogram", "HTTP request latency");
     metrics_histogram(&b, "order_api_request_duration_seconds", "", &api_metrics.request_latency);
     metrics_header(&b, "order_api_orders_created_total", "counter", "Orders stored");
     metrics_sample(&b, "order_api_orders_created_total", "",
@@ -425,8 +428,8 @@ static enum MHD_Result metrics(struct MHD_Connection *conn, struct req_ctx *c)
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));
-    enum MHD_Result ret = send_text(conn, c, 200, "text/plain; version=0.0.4", b.data ? b.data : "",
-                                    b.len, NULL);
+    enum MHD_Result ret =
+        send_text(conn, c, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
     buf_free(&b);
     return ret;
 }
@@ -441,10 +444,10 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, struct req_ctx *c)
         return send_json(conn, c, 200, json_pack("{s:s}", "status", "ok"), NULL);
     case R_READYZ:
         if (store_ping() != STORE_OK)
-            return send_json(conn, c, 503,
-                             json_pack("{s:s, s:s}", "status", "unavailable", "database",
-                                       "unreachable"),
-                             (const char *const[]){"Retry-After", "2", NULL});
+            return send_json(
+                conn, c, 503,
+                json_pack("{s:s, s:s}", "status", "unavailable", "database", "unreachable"),
+                (const char *const[]){"Retry-After", "2", NULL});
         return send_json(conn, c, 200, json_pack("{s:s, s:s}", "status", "ready", "database", "ok"),
                          NULL);
     case R_METRICS:
@@ -484,9 +487,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, struct req_ctx *c)
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -513,13 +515,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return send_error(conn, c, 404, "not_found", "no such route", NULL, NULL, NULL);
         if (!method_allowed(c->route, method)) {
             const char *h[] = {"Allow", allowed_methods(c->route), NULL};
-            return send_error(conn, c, 405, "method_not_allowed", "method not allowed here",
-                              NULL, NULL, h);
+            return send_error(conn, c, 405, "method_not_allowed", "method not allowed here", NULL,
+                              NULL, h);
         }
         if (bad_id)
             return send_error(conn, c, 400, "invalid_id", "the order id is not a UUID", "id",
-                              "must be a UUID such as 3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f",
-                              NULL);
+                              "must be a UUID such as 3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f", NULL);
         if (c->route == R_ORDERS && strcmp(method, "POST") == 0) {
             const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
             if (!json_content_type(ct))
@@ -528,9 +529,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   "must be application/json", NULL);
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
             if (cl && strtoull(cl, NULL, 10) > ORDER_MAX_BODY_BYTES)
-                return send_error(conn, c, 413, "payload_too_large",
-                                  "the body exceeds 65536 bytes", "body",
-                                  "must be at most 65536 bytes", NULL);
+                return send_error(conn, c, 413, "payload_too_large", "the body exceeds 65536 bytes",
+                                  "body", "must be at most 65536 bytes", NULL);
         }
         return MHD_YES;
     }
@@ -556,8 +556,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (c->job)
         return finish_create(conn, c);
     if (c->too_large)
-        return send_error(conn, c, 413, "payload_too_large", "the body exceeds 65536 bytes",
-                          "body", "must be at most 65536 bytes", NULL);
+        return send_error(conn, c, 413, "payload_too_large", "the body exceeds 65536 bytes", "body",
+                          "must be at most 65536 bytes", NULL);
     if (c->route == R_ORDERS && strcmp(method, "POST") == 0)
         return create_order(conn, c);
     return dispatch(conn, c);
@@ -644,12 +644,11 @@ int http_start(char *err, size_t errlen)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api_cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)api_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)api_cfg.client_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)api_cfg.threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)api_cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)api_cfg.client_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_h) {
         snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
                  api_cfg.bind_address, (long long)api_cfg.port);

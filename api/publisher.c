@@ -59,7 +59,7 @@ static const char mark_sent_sql[] =
 
 static const char retry_later_sql[] =
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
-    " next_attempt_at = now() + least(interval '5 minutes',"
+    " next_attempt_at = now() + least(interval '30 seconds',"
     "   interval '1 second' * power(2, least(attempts, 12)) * (0.5 + random() / 2))"
     " WHERE id = ANY($1::bigint[]) AND sent_at IS NULL";
 
@@ -116,8 +116,8 @@ static size_t apply_result(const struct sqs_batch_result *res, size_t n, char **
     for (size_t k = 0; k < res->n_ok; k++) {
         long idx = strtol(res->ok_ids[k], NULL, 10);
         if (idx >= 0 && (size_t)idx < n && !message_ids[idx]) {
-            message_ids[idx] = strdup(
-                res->ok_message_ids && res->ok_message_ids[k] ? res->ok_message_ids[k] : "");
+            message_ids[idx] =
+                strdup(res->ok_message_ids && res->ok_message_ids[k] ? res->ok_message_ids[k] : "");
             sent++;
         }
     }
@@ -351,28 +351,32 @@ static void fast_path(void)
         free(round[i].body);
 }
 
-static void relay(void)
+/* Claims and sends one round of overdue rows for our queue; returns how many
+ * were claimed, or -1 when the database is unavailable. */
+static int relay_round(void)
 {
     char err[512];
     struct outbox_msg m[RELAY_CLAIM_MAX];
     int n;
 
-    if (ensure_db() != 0)
-        return;
     if (db_exec(pub_db, "BEGIN", err, sizeof(err)) != 0)
-        return;
-    PGresult *r = PQexec(pub_db,
-                         "SELECT id, order_id::text, body, correlation_id,"
-                         " coalesce(trace_header, ''), coalesce(traceparent, ''),"
-                         " (extract(epoch FROM created_at) * 1000)::bigint"
-                         " FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= now()"
-                         " ORDER BY next_attempt_at LIMIT 100 FOR UPDATE SKIP LOCKED");
+        return -1;
+    const char *p[] = {api_cfg.queue_url};
+    /* Rows written before migration 004 name no queue: any relay may take them. */
+    PGresult *r =
+        PQexecParams(pub_db,
+                     "SELECT id, order_id::text, body, correlation_id, coalesce(trace_header, ''),"
+                     " coalesce(traceparent, ''), (extract(epoch FROM created_at) * 1000)::bigint"
+                     " FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= now()"
+                     " AND (queue_url = $1 OR queue_url IS NULL)"
+                     " ORDER BY next_attempt_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+                     1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(pub_db, r, err, sizeof(err));
         log_warn(NULL, "relay: cannot read the outbox: %s", err);
         PQclear(r);
         db_exec(pub_db, "ROLLBACK", err, sizeof(err));
-        return;
+        return -1;
     }
     n = PQntuples(r);
     for (int i = 0; i < n; i++) {
@@ -386,16 +390,35 @@ static void relay(void)
         m[i].created_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10);
     }
     PQclear(r);
+    size_t failed = 0;
     if (n > 0) {
-        log_info(NULL, "relay: publishing %d unsent outbox rows", n);
-        send_all(m, (size_t)n);
+        log_kv(LOG_INFO, NULL, "relay: publishing unsent outbox rows", "rows", (long long)n, NULL);
+        failed = send_all(m, (size_t)n);
     }
     db_exec(pub_db, "COMMIT", err, sizeof(err));
     for (int i = 0; i < n; i++)
         free(m[i].body);
+    /* a round where nothing went out means SQS is down: stop for this interval */
+    return failed == (size_t)n ? 0 : n;
+}
 
-    r = PQexec(pub_db, "SELECT count(*), coalesce((extract(epoch FROM now() - min(created_at))"
-                       " * 1000)::bigint, 0) FROM outbox WHERE sent_at IS NULL");
+static void relay(void)
+{
+    if (ensure_db() != 0)
+        return;
+    /* After an outage the backlog can be large: keep claiming full rounds
+     * (bounded, so the fast path is not starved) while SQS takes them. */
+    for (int round = 0; round < 50; round++)
+        if (relay_round() < RELAY_CLAIM_MAX)
+            break;
+
+    const char *p[] = {api_cfg.queue_url};
+    PGresult *r =
+        PQexecParams(pub_db,
+                     "SELECT count(*), coalesce((extract(epoch FROM now() - min(created_at))"
+                     " * 1000)::bigint, 0) FROM outbox WHERE sent_at IS NULL"
+                     " AND (queue_url = $1 OR queue_url IS NULL)",
+                     1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         atomic_store(&pub_backlog, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
         atomic_store(&pub_oldest_ms, strtoll(PQgetvalue(r, 0, 1), NULL, 10));

@@ -20,10 +20,21 @@
 static pthread_key_t store_key;
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define ORDER_COLUMNS                                                                            \
-    "id::text, status, customer_id, currency, items::text, total_cents, correlation_id, "      \
-    TS("created_at") ", " TS("updated_at") ", " TS("processed_at") ", " TS("canceled_at")      \
-    ", (extract(epoch FROM created_at) * 1000000)::bigint"
+#define ORDER_COLUMNS                                                                              \
+    "id::text, status, customer_id, currency, items::text, total_cents, correlation_id, " TS(      \
+        "created_at") ", " TS("updated_at") ", " TS("processed_at") ", " TS("canceled_at") ", "    \
+                                                                                           "(extr" \
+                                                                                           "act("  \
+                                                                                           "epoch" \
+                                                                                           " FROM" \
+                                                                                           " crea" \
+                                                                                           "ted_"  \
+                                                                                           "at) "  \
+                                                                                           "* "    \
+                                                                                           "10000" \
+                                                                                           "00)::" \
+                                                                                           "bigin" \
+                                                                                           "t"
 
 static void conn_free(void *p)
 {
@@ -123,8 +134,8 @@ enum store_rc store_get_order(const char *id, json_t **order)
     if (!c)
         return STORE_UNAVAILABLE;
     const char *p[] = {id};
-    PGresult *r = PQexecParams(c, "SELECT " ORDER_COLUMNS " FROM orders WHERE id = $1", 1, NULL,
-                               p, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, "SELECT " ORDER_COLUMNS " FROM orders WHERE id = $1", 1, NULL, p,
+                               NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
     enum store_rc rc = STORE_NOT_FOUND;
@@ -164,8 +175,7 @@ enum store_rc store_list_orders(const char *status, int limit, int64_t cursor_us
     for (int i = 0; i < n; i++)
         json_array_append_new(*orders, order_row(r, i));
     if (n == limit) {
-        if (asprintf(next_cursor, "%s_%s", PQgetvalue(r, n - 1, 11), PQgetvalue(r, n - 1, 0)) <
-            0)
+        if (asprintf(next_cursor, "%s_%s", PQgetvalue(r, n - 1, 11), PQgetvalue(r, n - 1, 0)) < 0)
             *next_cursor = NULL;
     }
     PQclear(r);
@@ -180,9 +190,9 @@ enum store_rc store_order_events(const char *id, json_t **events)
     const char *p[] = {id};
     PGresult *r = PQexecParams(c,
                                "SELECT " TS("e.at") ", e.step, e.actor, e.correlation_id,"
-                               " e.detail::text FROM orders o"
-                               " LEFT JOIN order_events e ON e.order_id = o.id"
-                               " WHERE o.id = $1 ORDER BY e.at, e.id",
+                                                    " e.detail::text FROM orders o"
+                                                    " LEFT JOIN order_events e ON e.order_id = o.id"
+                                                    " WHERE o.id = $1 ORDER BY e.at, e.id",
                                1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
@@ -195,12 +205,10 @@ enum store_rc store_order_events(const char *id, json_t **events)
         if (PQgetisnull(r, i, 1))
             continue; /* an order without events (only before migration 003) */
         json_t *detail = json_loads(PQgetvalue(r, i, 4), 0, NULL);
-        json_array_append_new(*events,
-                              json_pack("{s:s, s:s, s:s, s:s, s:o}", "at", PQgetvalue(r, i, 0),
-                                        "step", PQgetvalue(r, i, 1), "actor",
-                                        PQgetvalue(r, i, 2), "correlation_id",
-                                        PQgetvalue(r, i, 3), "detail",
-                                        detail ? detail : json_object()));
+        json_array_append_new(
+            *events, json_pack("{s:s, s:s, s:s, s:s, s:o}", "at", PQgetvalue(r, i, 0), "step",
+                               PQgetvalue(r, i, 1), "actor", PQgetvalue(r, i, 2), "correlation_id",
+                               PQgetvalue(r, i, 3), "detail", detail ? detail : json_object()));
     }
     PQclear(r);
     return STORE_OK;

@@ -26,8 +26,8 @@ int config_int(const char *name, int64_t def, int64_t min, int64_t max, int64_t 
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || *end || end == v || x < min || x > max) {
-        snprintf(err, errlen, "%s must be an integer between %lld and %lld", name,
-                 (long long)min, (long long)max);
+        snprintf(err, errlen, "%s must be an integer between %lld and %lld", name, (long long)min,
+                 (long long)max);
         return -1;
     }
     *out = x;

@@ -43,9 +43,10 @@ void creds_provider_free(struct creds_provider *p);
 
 /* Parses the container endpoint's JSON ({AccessKeyId, SecretAccessKey, Token,
  * Expiration: RFC 3339}). Exposed for tests. Returns 0 or -1 with err. */
-int creds_parse_container_json(const char *json, size_t len, struct aws_credentials *out,
-                               char *err, size_t errlen);
-/* Parses "2024-01-02T03:04:05Z" (fractional seconds and +00:00 accepted) to UTC seconds; -1 on error. */
+int creds_parse_container_json(const char *json, size_t len, struct aws_credentials *out, char *err,
+                               size_t errlen);
+/* Parses "2024-01-02T03:04:05Z" (fractional seconds and +00:00 accepted) to UTC seconds; -1 on
+ * error. */
 time_t creds_parse_rfc3339(const char *s);
 /* True when c should be refreshed at time now. */
 int creds_need_refresh(const struct aws_credentials *c, time_t now);

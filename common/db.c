@@ -43,6 +43,13 @@ void db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
         *nl = '\0';
 }
 
+/* libpq prints server NOTICEs on stderr by default: they are not ours to show. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 PGconn *db_connect(const char *conninfo, const char *application_name, char *err, size_t errlen)
 {
     if (db_conninfo_check(conninfo, err, errlen) != 0)
@@ -61,6 +68,7 @@ PGconn *db_connect(const char *conninfo, const char *application_name, char *err
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
     return c;
 }
 
@@ -130,8 +138,8 @@ static char *read_file(const char *path, char *err, size_t errlen)
 static int migration_applied(PGconn *conn, const char *version, char *err, size_t errlen)
 {
     const char *params[] = {version};
-    PGresult *r = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
-                               NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL,
+                               params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(conn, r, err, errlen);
         PQclear(r);
@@ -157,8 +165,8 @@ static int migration_apply(PGconn *conn, const char *dir, const char *name, char
     if (db_exec(conn, sql, dberr, sizeof(dberr)) != 0)
         goto fail_rollback;
     const char *params[] = {name};
-    PGresult *r = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1,
-                               NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
+                               params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         db_error(conn, r, dberr, sizeof(dberr));
         PQclear(r);

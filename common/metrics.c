@@ -7,9 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-const double metrics_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                         0.1,    0.25,  0.5,    1,     2,    2.5,   5,
-                                         10,     30,    60};
+const double metrics_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5,    1,     2,      2.5,   5,    10,    30,   60};
 const size_t metrics_latency_n = sizeof(metrics_latency_bounds) / sizeof(double);
 
 void histogram_init(struct histogram *h, const double *bounds, size_t n)

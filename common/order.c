@@ -96,8 +96,7 @@ static bool take_int(json_t *obj, const char *key, const char *field, int64_t mi
         if (max == INT64_MAX)
             add_error(e, field, "must be at least %lld", (long long)min);
         else
-            add_error(e, field, "must be between %lld and %lld", (long long)min,
-                      (long long)max);
+            add_error(e, field, "must be between %lld and %lld", (long long)min, (long long)max);
         return false;
     }
     *dst = x;
@@ -193,8 +192,8 @@ int order_parse(const char *body, size_t len, struct order_request *out, struct 
         add_error(e, "currency", "must be a string, got %s", json_type_name(cur));
     } else {
         const char *c = json_string_value(cur);
-        if (json_string_length(cur) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' ||
-            c[1] > 'Z' || c[2] < 'A' || c[2] > 'Z')
+        if (json_string_length(cur) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' ||
+            c[2] < 'A' || c[2] > 'Z')
             add_error(e, "currency", "must be three upper-case letters (ISO 4217), e.g. \"BRL\"");
         else
             memcpy(out->currency, c, 4);
@@ -285,8 +284,8 @@ bool order_correlation_id_valid(const char *s)
 
 char *order_message_body(const char *order_id)
 {
-    json_t *o = json_pack("{s:s, s:i, s:s}", "type", "order.created", "version", 1, "order_id",
-                          order_id);
+    json_t *o =
+        json_pack("{s:s, s:i, s:s}", "type", "order.created", "version", 1, "order_id", order_id);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
@@ -326,8 +325,8 @@ json_t *order_error_json(const char *code, const char *message, const struct fie
 {
     json_t *d = json_array();
     for (size_t i = 0; i < n_details; i++)
-        json_array_append_new(d, json_pack("{s:s, s:s}", "field", details[i].field, "message",
-                                           details[i].message));
+        json_array_append_new(
+            d, json_pack("{s:s, s:s}", "field", details[i].field, "message", details[i].message));
     return json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message, "details",
                      d);
 }

@@ -61,7 +61,8 @@ json_t *order_items_json(const struct order_request *o);
 /* True when s may be used as a correlation id: 1-128 characters of [A-Za-z0-9._-]. */
 bool order_correlation_id_valid(const char *s);
 
-/* The body of the SQS message for a new order: {"type":"order.created","version":1,"order_id":...}. */
+/* The body of the SQS message for a new order: {"type":"order.created","version":1,"order_id":...}.
+ */
 char *order_message_body(const char *order_id);
 
 /* Parses an SQS message body written by order_message_body. Returns 0 and

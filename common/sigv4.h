@@ -24,8 +24,8 @@ struct sigv4_header {
 
 struct sigv4_request {
     const char *method;
-    const char *path;  /* as in the request line, e.g. "/" or "/a/./b/%20c" */
-    const char *query; /* after '?', or NULL */
+    const char *path;                   /* as in the request line, e.g. "/" or "/a/./b/%20c" */
+    const char *query;                  /* after '?', or NULL */
     const struct sigv4_header *headers; /* must include Host; repeated names allowed */
     size_t n_headers;
     const void *body;
@@ -42,12 +42,12 @@ struct sigv4_signing {
 };
 
 struct sigv4_result {
-    char amz_date[17];         /* YYYYMMDDTHHMMSSZ, send as X-Amz-Date */
-    char content_sha256[65];   /* hex SHA-256 of the body; send when sign_body */
-    char signature[65];        /* hex */
-    char *authorization;       /* full Authorization header value (malloc) */
-    char *canonical_request;   /* malloc; kept for tests and debugging */
-    char *string_to_sign;      /* malloc */
+    char amz_date[17];       /* YYYYMMDDTHHMMSSZ, send as X-Amz-Date */
+    char content_sha256[65]; /* hex SHA-256 of the body; send when sign_body */
+    char signature[65];      /* hex */
+    char *authorization;     /* full Authorization header value (malloc) */
+    char *canonical_request; /* malloc; kept for tests and debugging */
+    char *string_to_sign;    /* malloc */
 };
 
 /* Returns 0 and fills out, or -1 with a message in err (never containing a secret). */

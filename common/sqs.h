@@ -46,12 +46,12 @@ const char *sqs_action_name(enum sqs_action a);
 struct sqs_config {
     char endpoint[512]; /* scheme://host[:port], no trailing slash */
     char region[64];
-    bool verify_tls;            /* always true: TLS is verified, there is no switch */
-    long connect_timeout_ms;    /* default 2000 */
-    long request_timeout_ms;    /* default 30000; long polls add their WaitTimeSeconds */
-    unsigned max_attempts;      /* synchronous calls, default 5 */
-    int64_t backoff_base_ms;    /* default 50 */
-    int64_t backoff_cap_ms;     /* default 5000 */
+    bool verify_tls;         /* always true: TLS is verified, there is no switch */
+    long connect_timeout_ms; /* default 2000 */
+    long request_timeout_ms; /* default 30000; long polls add their WaitTimeSeconds */
+    unsigned max_attempts;   /* synchronous calls, default 5 */
+    int64_t backoff_base_ms; /* default 50 */
+    int64_t backoff_cap_ms;  /* default 5000 */
 };
 /* Region: AWS_REGION, else AWS_DEFAULT_REGION. Endpoint: AWS_ENDPOINT_URL_SQS,
  * else AWS_ENDPOINT_URL, else https://sqs.<region>.amazonaws.com. Returns 0, or
@@ -84,7 +84,7 @@ struct sqs_attr {
 };
 
 struct sqs_send_entry {
-    const char *id;           /* batch entry id ([A-Za-z0-9_-]{1,80}); ignored by SendMessage */
+    const char *id; /* batch entry id ([A-Za-z0-9_-]{1,80}); ignored by SendMessage */
     const char *body;
     const struct sqs_attr *attrs;
     size_t n_attrs;
@@ -92,9 +92,9 @@ struct sqs_send_entry {
 };
 
 struct sqs_receipt_entry {
-    const char *id;             /* batch entry id */
+    const char *id; /* batch entry id */
     const char *receipt_handle;
-    int visibility_timeout;     /* ChangeMessageVisibility(Batch) only */
+    int visibility_timeout; /* ChangeMessageVisibility(Batch) only */
 };
 
 /* Each returns a malloc'd JSON request body, or NULL on invalid input. */
@@ -111,8 +111,8 @@ char *sqs_encode_delete_message_batch(const char *queue_url, const struct sqs_re
                                       size_t n);
 char *sqs_encode_change_visibility(const char *queue_url, const char *receipt_handle,
                                    int visibility_timeout);
-char *sqs_encode_change_visibility_batch(const char *queue_url,
-                                         const struct sqs_receipt_entry *e, size_t n);
+char *sqs_encode_change_visibility_batch(const char *queue_url, const struct sqs_receipt_entry *e,
+                                         size_t n);
 char *sqs_encode_get_queue_url(const char *queue_name);
 /* names: attribute names such as "ApproximateNumberOfMessages". */
 char *sqs_encode_get_queue_attributes(const char *queue_url, const char *const *names, size_t n);
@@ -129,15 +129,15 @@ struct sqs_message {
     struct {
         char *name;
         char *value;
-    } *attrs;                  /* String message attributes */
+    } * attrs; /* String message attributes */
     size_t n_attrs;
 };
 /* Value of the String message attribute name, or NULL. */
 const char *sqs_message_attr(const struct sqs_message *m, const char *name);
 
 /* A response with no "Messages" is a valid, empty receive (*n = 0). */
-int sqs_decode_receive_message(const char *json, size_t len, struct sqs_message **msgs,
-                               size_t *n, struct sqs_error *err);
+int sqs_decode_receive_message(const char *json, size_t len, struct sqs_message **msgs, size_t *n,
+                               struct sqs_error *err);
 void sqs_messages_free(struct sqs_message *msgs, size_t n);
 
 int sqs_decode_send_message(const char *json, size_t len, char *message_id, size_t idlen,
@@ -161,8 +161,7 @@ int sqs_decode_batch_result(const char *json, size_t len, struct sqs_batch_resul
                             struct sqs_error *err);
 void sqs_batch_result_free(struct sqs_batch_result *r);
 
-int sqs_decode_get_queue_url(const char *json, size_t len, char **queue_url,
-                             struct sqs_error *err);
+int sqs_decode_get_queue_url(const char *json, size_t len, char **queue_url, struct sqs_error *err);
 /* Value of one attribute from a GetQueueAttributes response (malloc), or NULL. */
 char *sqs_decode_queue_attribute(const char *json, size_t len, const char *name);
 
@@ -210,8 +209,8 @@ int sqs_call(struct sqs_client *c, enum sqs_action a, const char *body, long ext
 int sqs_send_message(struct sqs_client *c, const char *queue_url, const struct sqs_send_entry *e,
                      char *message_id, size_t idlen, struct sqs_error *err);
 int sqs_send_message_batch(struct sqs_client *c, const char *queue_url,
-                           const struct sqs_send_entry *e, size_t n,
-                           struct sqs_batch_result *out, struct sqs_error *err);
+                           const struct sqs_send_entry *e, size_t n, struct sqs_batch_result *out,
+                           struct sqs_error *err);
 int sqs_receive_message(struct sqs_client *c, const char *queue_url, int max_messages,
                         int wait_seconds, struct sqs_message **msgs, size_t *n,
                         struct sqs_error *err);

@@ -115,8 +115,7 @@ int ledger_lookup(struct held **h, size_t n, enum ledger_status *out, char *err,
                 continue;
             out[i] = pending ? LEDGER_PENDING : LEDGER_DONE;
             /* The row is the source of truth for the correlation id. */
-            util_strlcpy(h[i]->correlation_id, PQgetvalue(r, row, 2),
-                         sizeof(h[i]->correlation_id));
+            util_strlcpy(h[i]->correlation_id, PQgetvalue(r, row, 2), sizeof(h[i]->correlation_id));
             h[i]->order_created_ms = strtoll(PQgetvalue(r, row, 3), NULL, 10);
         }
     }

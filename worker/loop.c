@@ -61,8 +61,8 @@ static struct {
     struct op *retries;
     struct op **recv_ops; /* receives on the multi handle, to abandon them on stop */
     size_t recv_n;
-    int polls;      /* outstanding ReceiveMessage */
-    int ops;        /* outstanding other SQS requests */
+    int polls; /* outstanding ReceiveMessage */
+    int ops;   /* outstanding other SQS requests */
     bool stopping;
     int64_t stop_deadline; /* held payments must be done by then */
     int64_t hard_deadline; /* and outstanding polls by then */
@@ -242,8 +242,9 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
         for (size_t i = 0; i < k; i++) {
             snprintf(ids[i], sizeof(ids[i]), "%zu", i);
-            e[i] = (struct sqs_receipt_entry){
-                .id = ids[i], .receipt_handle = h[off + i]->receipt, .visibility_timeout = timeout_s};
+            e[i] = (struct sqs_receipt_entry){.id = ids[i],
+                                              .receipt_handle = h[off + i]->receipt,
+                                              .visibility_timeout = timeout_s};
         }
         char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, e, k);
         struct op *o = op_new(OP_VISIBILITY, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body);
@@ -309,9 +310,8 @@ static void lookup(struct held **h, size_t n)
             h[i]->state = H_PAYING;
             h[i]->due_ms = now + wcfg.payment_delay_ms;
             heap_push(h[i]);
-            log_kv(LOG_INFO, &f, "payment started", "receive_count",
-                   (long long)h[i]->receive_count, "delay_ms", (long long)wcfg.payment_delay_ms,
-                   NULL);
+            log_kv(LOG_INFO, &f, "payment started", "receive_count", (long long)h[i]->receive_count,
+                   "delay_ms", (long long)wcfg.payment_delay_ms, NULL);
             break;
         }
     }
@@ -353,8 +353,8 @@ static void on_received(struct op *o)
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
-        if (!m->body || order_message_parse(m->body, strlen(m->body), h->order_id, why,
-                                            sizeof(why)) != 0) {
+        if (!m->body ||
+            order_message_parse(m->body, strlen(m->body), h->order_id, why, sizeof(why)) != 0) {
             char reason[200];
             snprintf(reason, sizeof(reason), "poison message: %s", m->body ? why : "no body");
             poison(h, reason);
@@ -368,8 +368,8 @@ static void on_received(struct op *o)
     sqs_messages_free(msgs, n);
     if (nb && L.stopping) {
         /* not processed: returned with the rest once the polls are over */
-        log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them",
-               "count", (long long)nb, NULL);
+        log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them", "count",
+               (long long)nb, NULL);
         return;
     }
     if (nb)
@@ -625,8 +625,7 @@ int loop_run(int signal_fd)
             }
         } else {
             while (L.polls < wcfg.max_polls && now >= L.db_retry_at &&
-                   (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <=
-                       wcfg.max_in_flight)
+                   (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <= wcfg.max_in_flight)
                 start_poll();
         }
         retry_lookups(now);

@@ -56,16 +56,16 @@ static void load_config(void)
     if (config_required("DATABASE_URL", &wcfg.database_url, err, sizeof(err)) != 0 ||
         db_conninfo_check(wcfg.database_url, err, sizeof(err)) != 0 ||
         config_required("SQS_QUEUE_URL", &wcfg.queue_url, err, sizeof(err)) != 0 ||
-        config_int("PAYMENT_DELAY_MS", 2000, 0, 600000, &wcfg.payment_delay_ms, err,
-                   sizeof(err)) != 0 ||
+        config_int("PAYMENT_DELAY_MS", 2000, 0, 600000, &wcfg.payment_delay_ms, err, sizeof(err)) !=
+            0 ||
         config_int("WORKER_MAX_IN_FLIGHT", 1000, 10, 100000, &wcfg.max_in_flight, err,
                    sizeof(err)) != 0 ||
         config_int("WORKER_MAX_POLLS", 20, 1, 200, &wcfg.max_polls, err, sizeof(err)) != 0 ||
         config_int("WORKER_WAIT_TIME_S", 20, 0, 20, &wcfg.wait_time_s, err, sizeof(err)) != 0 ||
         config_int("WORKER_VISIBILITY_TIMEOUT_S", 30, 5, 43200, &wcfg.visibility_s, err,
                    sizeof(err)) != 0 ||
-        config_int("WORKER_POISON_DELAY_S", 10, 0, 43200, &wcfg.poison_delay_s, err,
-                   sizeof(err)) != 0 ||
+        config_int("WORKER_POISON_DELAY_S", 10, 0, 43200, &wcfg.poison_delay_s, err, sizeof(err)) !=
+            0 ||
         config_int("WORKER_SHUTDOWN_GRACE_MS", 25000, 0, 600000, &wcfg.shutdown_grace_ms, err,
                    sizeof(err)) != 0 ||
         config_int("METRICS_PORT", 9100, 0, 65535, &wcfg.metrics_port, err, sizeof(err)) != 0 ||
@@ -75,9 +75,8 @@ static void load_config(void)
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -122,8 +121,7 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
                           &wmetrics.payment_latency);
         metrics_header(&b, "order_worker_end_to_end_seconds", "histogram",
                        "From order creation to PROCESSED");
-        metrics_histogram(&b, "order_worker_end_to_end_seconds", "",
-                          &wmetrics.end_to_end_latency);
+        metrics_histogram(&b, "order_worker_end_to_end_seconds", "", &wmetrics.end_to_end_latency);
     } else if (strcmp(url, "/healthz") == 0) {
         buf_append(&b, "ok\n", 3);
     } else {
@@ -151,10 +149,10 @@ int metrics_server_start(char *err, size_t errlen)
         snprintf(err, errlen, "BIND_ADDRESS must be an IPv4 address");
         return -1;
     }
-    metrics_daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_metrics, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT,
-        5u, MHD_OPTION_END);
+    metrics_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_metrics,
+                                      NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                      MHD_OPTION_CONNECTION_LIMIT, 32u,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
     if (!metrics_daemon) {
         snprintf(err, errlen, "cannot listen on %s:%lld for metrics (METRICS_PORT)",
                  wcfg.bind_address, (long long)wcfg.metrics_port);

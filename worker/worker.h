@@ -21,12 +21,12 @@ struct worker_config {
     const char *bind_address;
     int64_t payment_delay_ms;
     int64_t max_in_flight;
-    int64_t max_polls;          /* long polls outstanding at once */
-    int64_t wait_time_s;        /* ReceiveMessage WaitTimeSeconds */
-    int64_t visibility_s;       /* VisibilityTimeout asked for on receive */
-    int64_t poison_delay_s;     /* visibility given back to a message we cannot process */
+    int64_t max_polls;      /* long polls outstanding at once */
+    int64_t wait_time_s;    /* ReceiveMessage WaitTimeSeconds */
+    int64_t visibility_s;   /* VisibilityTimeout asked for on receive */
+    int64_t poison_delay_s; /* visibility given back to a message we cannot process */
     int64_t shutdown_grace_ms;
-    int64_t metrics_port;       /* 0 disables /metrics */
+    int64_t metrics_port; /* 0 disables /metrics */
     struct sqs_config sqs;
 };
 extern struct worker_config wcfg;

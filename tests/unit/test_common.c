@@ -62,11 +62,9 @@ static void test_conninfo_check_hides_password(void **s)
 {
     (void)s;
     char err[256];
-    assert_int_equal(db_conninfo_check("postgresql://u:pw@127.0.0.1:5432/orders", err,
-                                       sizeof(err)),
+    assert_int_equal(db_conninfo_check("postgresql://u:pw@127.0.0.1:5432/orders", err, sizeof(err)),
                      0);
-    assert_int_equal(db_conninfo_check("host=x password=s3cr3t-value bogus", err, sizeof(err)),
-                     -1);
+    assert_int_equal(db_conninfo_check("host=x password=s3cr3t-value bogus", err, sizeof(err)), -1);
     assert_null(strstr(err, "s3cr3t-value"));
     assert_non_null(strstr(err, "DATABASE_URL"));
 }
@@ -84,8 +82,10 @@ static void test_traceparent_continues_or_starts(void **s)
     trace_traceparent("garbage", out);
     assert_true(trace_traceparent_valid(out));
     assert_memory_not_equal(out + 3, in + 3, 32);
-    assert_false(trace_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-    assert_false(trace_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    assert_false(
+        trace_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    assert_false(
+        trace_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
     assert_false(trace_traceparent_valid(NULL));
 }
 

@@ -39,16 +39,16 @@ static void refused(const char *body, int status, const char *field)
 static char *order_with(const char *customer, const char *currency, const char *items)
 {
     static char b[80000];
-    snprintf(b, sizeof(b), "{\"customer_id\":%s,\"currency\":%s,\"items\":%s}", customer,
-             currency, items);
+    snprintf(b, sizeof(b), "{\"customer_id\":%s,\"currency\":%s,\"items\":%s}", customer, currency,
+             items);
     return b;
 }
 
 static void test_valid_order(void **s)
 {
     (void)s;
-    assert_int_equal(parse("{\"customer_id\":\"c-123\",\"currency\":\"BRL\",\"items\":["
-                           VALID_ITEM ",{\"product_id\":\"p-2\",\"quantity\":1,"
+    assert_int_equal(parse("{\"customer_id\":\"c-123\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM
+                           ",{\"product_id\":\"p-2\",\"quantity\":1,"
                            "\"unit_price_cents\":0}]}"),
                      0);
     assert_string_equal(req.customer_id, "c-123");
@@ -154,10 +154,10 @@ static void test_quantity_between_1_and_10000(void **s)
                  bad[i]);
         refused(order_with("\"c\"", "\"BRL\"", items), 422, "items[1].quantity");
     }
-    assert_int_equal(parse(order_with(
-                         "\"c\"", "\"BRL\"",
+    assert_int_equal(
+        parse(order_with("\"c\"", "\"BRL\"",
                          "[{\"product_id\":\"p\",\"quantity\":10000,\"unit_price_cents\":1}]")),
-                     0);
+        0);
     assert_int_equal(req.total_cents, 10000);
 }
 
@@ -224,9 +224,10 @@ static void test_invalid_utf8_is_400(void **s)
 static void test_duplicate_keys_are_400(void **s)
 {
     (void)s;
-    refused("{\"customer_id\":\"a\",\"customer_id\":\"b\",\"currency\":\"BRL\",\"items\":["
-            VALID_ITEM "]}",
-            400, "body");
+    refused(
+        "{\"customer_id\":\"a\",\"customer_id\":\"b\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM
+        "]}",
+        400, "body");
 }
 
 static void test_integer_overflow_is_400(void **s)
@@ -274,9 +275,8 @@ static void test_hash_ignores_key_order_and_whitespace(void **s)
 {
     (void)s;
     char h1[65], h2[65];
-    assert_int_equal(parse("{\"customer_id\":\"c\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM
-                           "]}"),
-                     0);
+    assert_int_equal(
+        parse("{\"customer_id\":\"c\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
     strcpy(h1, req.hash);
     assert_int_equal(parse("{ \"items\": [ {\"unit_price_cents\": 1500, \"quantity\": 2,"
                            " \"product_id\": \"p-1\"} ], \"currency\": \"BRL\","
@@ -284,9 +284,8 @@ static void test_hash_ignores_key_order_and_whitespace(void **s)
                      0);
     strcpy(h2, req.hash);
     assert_string_equal(h1, h2);
-    assert_int_equal(parse("{\"customer_id\":\"d\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM
-                           "]}"),
-                     0);
+    assert_int_equal(
+        parse("{\"customer_id\":\"d\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
     assert_string_not_equal(h1, req.hash);
 }
 
@@ -313,9 +312,8 @@ static void test_message_body_round_trip(void **s)
     (void)s;
     char id[UUID_STR_LEN], err[128];
     char *b = order_message_body("3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f");
-    assert_string_equal(
-        b, "{\"type\":\"order.created\",\"version\":1,\"order_id\":"
-           "\"3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f\"}");
+    assert_string_equal(b, "{\"type\":\"order.created\",\"version\":1,\"order_id\":"
+                           "\"3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f\"}");
     assert_int_equal(order_message_parse(b, strlen(b), id, err, sizeof(err)), 0);
     assert_string_equal(id, "3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f");
     free(b);
