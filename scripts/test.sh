@@ -34,8 +34,11 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 suite unit ctest --test-dir build --output-on-failure
 suite unit-asan ctest --test-dir build-asan --output-on-failure
 
+# stop at the end only the services this run started
+started_services=0
+scripts/services.sh status >/dev/null 2>&1 || started_services=1
 scripts/services.sh start || exit 1
-trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+if ((started_services)); then trap 'scripts/services.sh stop >/dev/null 2>&1 || true' EXIT; fi
 PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider tests/integration -q)
 suite integration env ORDER_BIN="$ROOT/build" "${PYTEST[@]}"
 if ((!quick)); then

@@ -11,6 +11,9 @@ cd "$ROOT"
 
 scripts/bootstrap.sh
 scripts/build.sh
+# leave services running that someone else started (a test run, another shell)
+started_services=0
+scripts/services.sh status >/dev/null 2>&1 || started_services=1
 scripts/services.sh start
 # shellcheck disable=SC1091
 source .local/env
@@ -26,7 +29,7 @@ stop_all() {
   echo "up: stopping the API and workers..." >&2
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  scripts/services.sh stop
+  if ((started_services)); then scripts/services.sh stop; fi
   echo "up: stopped." >&2
 }
 trap stop_all EXIT
