@@ -201,3 +201,18 @@ def test_help_version_and_bad_configuration():
         assert r.returncode == 2, (prog, over, r.stdout, r.stderr)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and name in lines[0], (prog, over, r.stderr)
+
+
+def test_installed_layout_finds_its_migrations(tmp_path):
+    """cmake --install puts the programs in bin/ and the migrations where
+    `order-api migrate` finds them without MIGRATIONS_DIR."""
+    r = subprocess.run(["cmake", "--install", str(BIN), "--prefix", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "bin" / "order-worker").exists()
+    assert (tmp_path / "share" / "order-service" / "migrations" / "001_orders.sql").exists()
+    env = base_env("unused")
+    env.pop("MIGRATIONS_DIR")
+    r = run([str(tmp_path / "bin" / "order-api"), "migrate"], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "database schema is up to date" in r.stdout

@@ -286,3 +286,19 @@ def test_api_sigterm_drains_and_exits_zero(queue, procs):
     assert rc == 0
     # every request that reached the server got a full answer
     assert all(r == 201 or isinstance(r, str) for r in results), results
+
+
+def test_long_payment_extends_visibility_instead_of_redelivery(queue, db, procs):
+    api = Api(queue)
+    procs.append(api)
+    oid = api.post().json()["id"]
+    # The payment outlasts the visibility timeout asked for on receive (5 s).
+    w = Worker(queue, {"PAYMENT_DELAY_MS": "8000", "WORKER_VISIBILITY_TIMEOUT_S": "5"})
+    procs.append(w)
+    api.wait_status(oid, "PROCESSED", timeout=30)
+    assert any(l.get("msg") == "extending visibility of held messages" for l in w.lines())
+    delivered = db.execute(
+        "SELECT count(*) FROM order_events WHERE order_id = %s AND step = 'DELIVERED'", (oid,)
+    ).fetchone()[0]
+    assert delivered == 1, "the message was redelivered while its payment ran"
+    paid_once(db, [oid])
