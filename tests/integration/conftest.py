@@ -208,27 +208,27 @@ def make_queue(sqs, max_receive=3, visibility=30, name=None):
     return q, dlq
 
 
-@pytest.fixture
-def queue(sqs):
-    q, dlq = make_queue(sqs)
-    yield q
-    for u in (q, dlq):
-        try:
-            sqs.delete_queue(QueueUrl=u)
-        except Exception:
-            pass
-
-
-@pytest.fixture
-def queues(sqs):
-    """(queue, dead-letter queue) with maxReceiveCount 2."""
-    q, dlq = make_queue(sqs, max_receive=2)
+def _queue_pair(sqs, max_receive):
+    q, dlq = make_queue(sqs, max_receive=max_receive)
     yield q, dlq
     for u in (q, dlq):
         try:
             sqs.delete_queue(QueueUrl=u)
         except Exception:
             pass
+
+
+@pytest.fixture
+def queue(sqs):
+    """A fresh queue (its dead-letter queue after 3 receives)."""
+    for q, _ in _queue_pair(sqs, 3):
+        yield q
+
+
+@pytest.fixture
+def queues(sqs):
+    """(queue, dead-letter queue) with maxReceiveCount 2."""
+    yield from _queue_pair(sqs, 2)
 
 
 @pytest.fixture
