@@ -3,6 +3,9 @@
 #   1. terraform fmt -check -recursive deploy
 #   2. checkov -d deploy --framework terraform
 #   3. checkov -f Dockerfile.api -f Dockerfile.worker --framework dockerfile
+#   4. compose.yaml against the Compose Specification schema, plus what
+#      `docker compose up --build --scale worker=3` needs (scripts/check_compose.py;
+#      uses .venv from scripts/bootstrap.sh and Go to fetch the pinned schema)
 # Deliberate exceptions are inline `#checkov:skip=CKV_...:reason` comments.
 #
 # Tools live in a separate venv, .venv-tools/ (git-ignored), created on first
@@ -71,6 +74,8 @@ run_check "checkov terraform" "$VENV/bin/checkov" --quiet --compact --skip-downl
   -d deploy --framework terraform
 run_check "checkov dockerfile" "$VENV/bin/checkov" --quiet --compact --skip-download \
   -f Dockerfile.api -f Dockerfile.worker --framework dockerfile
+
+run_check "compose" "$ROOT/.venv/bin/python" scripts/check_compose.py compose.yaml
 
 echo "check-deploy: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
