@@ -29,11 +29,17 @@ def schema():
         return json.load(f)
 
 
+def validator():
+    spec = schema()
+    # the spec declares its own draft (2020-12 today): validate with that one
+    return jsonschema.validators.validator_for(spec)(spec)
+
+
 def main(path):
     with open(path) as f:
         doc = yaml.safe_load(f)
     problems = [f"schema: {'/'.join(map(str, e.path))}: {e.message}"
-                for e in jsonschema.Draft7Validator(schema()).iter_errors(doc)]
+                for e in validator().iter_errors(doc)]
     services = doc.get("services", {})
     for name in ("postgres", "localstack", "migrate", "api", "worker"):
         if name not in services:
