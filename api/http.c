@@ -30,8 +30,9 @@
 #include "store.h"
 #include "trace.h"
 
-#define DISCARD_LIMIT (1024 * 1024) /* bytes of an oversized chunked body we skip before closing   \
-                                     */
+#define DISCARD_LIMIT                                                                              \
+    (1024 * 1024) /* bytes of an oversized chunked body we skip before closing                     \
+                   */
 #define LIST_DEFAULT_LIMIT 20
 #define LIST_MAX_LIMIT 100
 
@@ -288,6 +289,7 @@ static enum MHD_Result create_order(struct MHD_Connection *conn, struct req_ctx 
                               "Idempotency-Key", "must be 1-255 printable ASCII characters", NULL);
         }
         memcpy(j->idempotency_key, key, n + 1);
+        order_request_hash(&j->req);
     }
     util_uuid_v4(j->id);
     util_strlcpy(j->correlation_id, c->correlation_id, sizeof(j->correlation_id));

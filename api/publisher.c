@@ -25,7 +25,7 @@
 #include "log.h"
 
 #define PUB_QUEUE_CAP 8192
-#define PUB_ROUND_MAX 100 /* messages marked sent per UPDATE */
+#define PUB_ROUND_MAX 100 /* messages sent concurrently, then marked sent by one UPDATE */
 #define RELAY_CLAIM_MAX 100
 #define PURGE_EVERY_MS 60000
 

@@ -3,8 +3,8 @@
  * the API and the worker.
  *
  * The total is computed here, server side, with overflow checks; a client
- * never supplies it. The request hash is taken over a canonical rendering of
- * the validated order (sorted keys), so two bodies that differ only in key
+ * never supplies it. The idempotency hash is taken over a canonical rendering
+ * of the validated order (sorted keys), so two bodies that differ only in key
  * order or whitespace are "the same body" for Idempotency-Key purposes.
  */
 #include "order.h"
@@ -128,7 +128,7 @@ static void reject_unknown(json_t *obj, const char *const *known, const char *pr
     }
 }
 
-static void hash_canonical(struct order_request *o)
+void order_request_hash(struct order_request *o)
 {
     json_t *root = json_pack("{s:s, s:s, s:o}", "customer_id", o->customer_id, "currency",
                              o->currency, "items", order_items_json(o));
@@ -249,10 +249,7 @@ int order_parse(const char *body, size_t len, struct order_request *out, struct 
         out->total_cents = total_ok ? total : 0;
     }
     json_decref(root);
-    if (e->n > 0)
-        return -1;
-    hash_canonical(out);
-    return 0;
+    return e->n > 0 ? -1 : 0;
 }
 
 json_t *order_items_json(const struct order_request *o)

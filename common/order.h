@@ -34,7 +34,7 @@ struct order_request {
     size_t n_items;
     struct order_item items[ORDER_MAX_ITEMS];
     int64_t total_cents;
-    char hash[65]; /* SHA-256 of the canonical request, for idempotency */
+    char hash[65]; /* SHA-256 of the canonical request; set by order_request_hash */
 };
 
 struct field_error {
@@ -54,6 +54,12 @@ struct order_errors {
 
 /* Parses and validates a POST /orders body. Returns 0 and fills out, or -1 and fills errs. */
 int order_parse(const char *body, size_t len, struct order_request *out, struct order_errors *errs);
+
+/* Fills o->hash: SHA-256 of a canonical rendering (sorted keys, no
+ * whitespace), so bodies that differ only in key order or spacing are the
+ * same request for Idempotency-Key purposes. Only requests that carry a key
+ * need it: it is not free (a JSON dump and a digest). */
+void order_request_hash(struct order_request *o);
 
 /* items as stored in the jsonb column and returned to clients (new reference). */
 json_t *order_items_json(const struct order_request *o);

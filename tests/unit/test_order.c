@@ -56,6 +56,8 @@ static void test_valid_order(void **s)
     assert_int_equal(req.n_items, 2);
     assert_int_equal(req.items[0].quantity, 2);
     assert_int_equal(req.total_cents, 3000);
+    assert_int_equal(strlen(req.hash), 0); /* only computed on demand */
+    order_request_hash(&req);
     assert_int_equal(strlen(req.hash), 64);
 }
 
@@ -277,15 +279,18 @@ static void test_hash_ignores_key_order_and_whitespace(void **s)
     char h1[65], h2[65];
     assert_int_equal(
         parse("{\"customer_id\":\"c\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
+    order_request_hash(&req);
     strcpy(h1, req.hash);
     assert_int_equal(parse("{ \"items\": [ {\"unit_price_cents\": 1500, \"quantity\": 2,"
                            " \"product_id\": \"p-1\"} ], \"currency\": \"BRL\","
                            " \"customer_id\": \"c\" }"),
                      0);
+    order_request_hash(&req);
     strcpy(h2, req.hash);
     assert_string_equal(h1, h2);
     assert_int_equal(
         parse("{\"customer_id\":\"d\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
+    order_request_hash(&req);
     assert_string_not_equal(h1, req.hash);
 }
 
