@@ -517,8 +517,18 @@ void publisher_enqueue(struct outbox_msg *msgs, size_t n)
     }
     pthread_cond_signal(&pub_cond);
     pthread_mutex_unlock(&pub_lock);
-    if (dropped)
-        log_warn(NULL, "publisher queue full: %zu messages left to the relay", dropped);
+    if (dropped) {
+        /* under sustained overload this would fire on every commit: once a second is enough */
+        static _Atomic int64_t last_warned;
+        static _Atomic uint64_t dropped_since;
+        uint64_t total = atomic_fetch_add(&dropped_since, dropped) + dropped;
+        int64_t now = util_mono_ms(), last = atomic_load(&last_warned);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&last_warned, &last, now)) {
+            atomic_fetch_sub(&dropped_since, total);
+            log_kv(LOG_WARN, NULL, "publisher queue full: messages left to the relay", "messages",
+                   (long long)total, NULL);
+        }
+    }
 }
 
 void publisher_stop(void)
