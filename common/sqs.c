@@ -369,30 +369,47 @@ char *sqs_encode_send_message(const char *queue_url, const struct sqs_send_entry
     return dump_free(o);
 }
 
-char *sqs_encode_send_message_batch(const char *queue_url, const struct sqs_send_entry *e, size_t n)
+/* The envelope every batch action shares: {"QueueUrl", "Entries": [{"Id"}...]}
+ * with ids checked (1-80 of [A-Za-z0-9_-], unique). Returns the request and
+ * the entry objects to fill, or NULL. */
+static json_t *batch_request(const char *queue_url, const char *const *ids, size_t n,
+                             json_t **entry)
 {
-    const char *ids[SQS_MAX_BATCH];
     json_t *o, *entries;
-
-    if (!e || n == 0 || n > SQS_MAX_BATCH)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    if (!batch_ids_valid(ids, n) || !(o = request_with_queue(queue_url)))
+    if (n == 0 || n > SQS_MAX_BATCH || !batch_ids_valid(ids, n) ||
+        !(o = request_with_queue(queue_url)))
         return NULL;
     entries = json_array();
     if (set_new(o, "Entries", entries) != 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
-        json_t *entry = json_object();
-        if (append_new(entries, entry) != 0 || set_str(entry, "Id", e[i].id) != 0 ||
-            put_message(entry, &e[i]) != 0)
+        entry[i] = json_object();
+        if (append_new(entries, entry[i]) != 0 || set_str(entry[i], "Id", ids[i]) != 0)
             goto fail;
     }
-    return dump_free(o);
+    return o;
 fail:
     json_decref(o);
     return NULL;
+}
+
+char *sqs_encode_send_message_batch(const char *queue_url, const struct sqs_send_entry *e, size_t n)
+{
+    const char *ids[SQS_MAX_BATCH];
+    json_t *entry[SQS_MAX_BATCH], *o;
+
+    if (!e || n == 0 || n > SQS_MAX_BATCH)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = e[i].id;
+    if (!(o = batch_request(queue_url, ids, n, entry)))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (put_message(entry[i], &e[i]) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return dump_free(o);
 }
 
 static json_t *string_array(const char *const *names, size_t n)
@@ -451,25 +468,20 @@ static char *encode_receipt_batch(const char *queue_url, const struct sqs_receip
                                   size_t n, bool with_timeout)
 {
     const char *ids[SQS_MAX_BATCH];
-    json_t *o, *entries;
+    json_t *entry[SQS_MAX_BATCH], *o;
 
     if (!e || n == 0 || n > SQS_MAX_BATCH)
         return NULL;
     for (size_t i = 0; i < n; i++)
         ids[i] = e[i].id;
-    if (!batch_ids_valid(ids, n) || !(o = request_with_queue(queue_url)))
+    if (!(o = batch_request(queue_url, ids, n, entry)))
         return NULL;
-    entries = json_array();
-    if (set_new(o, "Entries", entries) != 0)
-        goto fail;
     for (size_t i = 0; i < n; i++) {
-        json_t *entry = json_object();
-        if (append_new(entries, entry) != 0 || set_str(entry, "Id", e[i].id) != 0 ||
-            set_str(entry, "ReceiptHandle", e[i].receipt_handle) != 0)
+        if (set_str(entry[i], "ReceiptHandle", e[i].receipt_handle) != 0)
             goto fail;
         if (with_timeout &&
             (e[i].visibility_timeout < 0 || e[i].visibility_timeout > SQS_MAX_VISIBILITY ||
-             set_new(entry, "VisibilityTimeout", json_integer(e[i].visibility_timeout)) != 0))
+             set_new(entry[i], "VisibilityTimeout", json_integer(e[i].visibility_timeout)) != 0))
             goto fail;
     }
     return dump_free(o);
