@@ -26,6 +26,7 @@ stopping=0
 stop_all() {
   ((stopping)) && return
   stopping=1
+  trap '' INT TERM # a second Ctrl-C must not cut the clean stop short
   echo "up: stopping the API and workers..." >&2
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
