@@ -598,36 +598,12 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 static void load_openapi(void)
 {
-    /* Installed beside the migrations; OPENAPI_PATH overrides. */
-    const char *path = getenv("OPENAPI_PATH");
-    char guess[4096];
-    if (!path) {
-        char exe[4000];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n <= 0)
-            return;
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(guess, sizeof(guess), "%s/../share/order-service/openapi.yaml", exe);
-        if (access(guess, R_OK) != 0)
-            snprintf(guess, sizeof(guess), "%s/../api/openapi.yaml", exe);
-        path = guess;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    struct buf b;
-    char chunk[4096];
-    size_t n;
-    buf_init(&b, 1024 * 1024);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (buf_append(&b, chunk, n) != 0)
-            break;
-    fclose(f);
-    openapi_doc = b.data;
-    openapi_len = b.len;
+    /* Installed beside the migrations, or in the source tree beside a build directory. */
+    static const char *const rel[] = {"../share/order-service/openapi.yaml", "../api/openapi.yaml",
+                                      NULL};
+    char path[4096];
+    if (util_data_path("OPENAPI_PATH", rel, path, sizeof(path)))
+        openapi_doc = util_read_file(path, 1024 * 1024, &openapi_len);
 }
 
 int http_start(char *err, size_t errlen)

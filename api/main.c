@@ -85,24 +85,9 @@ static void load_serve(void)
 /* MIGRATIONS_DIR, else the installed share/ directory beside bin/, else the source tree. */
 static const char *migrations_dir(char *buf, size_t len)
 {
-    const char *env = getenv("MIGRATIONS_DIR");
-    if (env && *env)
-        return env;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(buf, len, "%s/../share/order-service/migrations", exe);
-        if (access(buf, R_OK) == 0)
-            return buf;
-        snprintf(buf, len, "%s/../migrations", exe);
-        if (access(buf, R_OK) == 0)
-            return buf;
-    }
-    return "/usr/local/share/order-service/migrations";
+    static const char *const rel[] = {"../share/order-service/migrations", "../migrations", NULL};
+    const char *d = util_data_path("MIGRATIONS_DIR", rel, buf, len);
+    return d ? d : "/usr/local/share/order-service/migrations";
 }
 
 static int cmd_migrate(void)

@@ -110,31 +110,6 @@ static int sql_file_filter(const struct dirent *d)
     return n > 4 && strcmp(d->d_name + n - 4, ".sql") == 0 && d->d_name[0] != '.';
 }
 
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    struct buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-    buf_init(&b, 16 * 1024 * 1024);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (buf_append(&b, chunk, n) != 0) {
-            snprintf(err, errlen, "%s is too large", path);
-            fclose(f);
-            buf_free(&b);
-            return NULL;
-        }
-    fclose(f);
-    if (!b.data)
-        buf_append(&b, "", 0);
-    return b.data;
-}
-
 static int migration_applied(PGconn *conn, const char *version, char *err, size_t errlen)
 {
     const char *params[] = {version};
@@ -156,9 +131,11 @@ static int migration_apply(PGconn *conn, const char *dir, const char *name, char
     char path[4096];
     char dberr[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    char *sql = read_file(path, err, errlen);
-    if (!sql)
+    char *sql = util_read_file(path, 16 * 1024 * 1024, NULL);
+    if (!sql) {
+        snprintf(err, errlen, "cannot read %s", path);
         return -1;
+    }
 
     if (db_exec(conn, "BEGIN", dberr, sizeof(dberr)) != 0)
         goto fail;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void util_random_bytes(unsigned char *buf, size_t len)
 {
@@ -126,4 +127,53 @@ void buf_free(struct buf *b)
 {
     free(b->data);
     buf_init(b, b->limit);
+}
+
+char *util_read_file(const char *path, size_t limit, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+    bool ok = true;
+
+    if (!f)
+        return NULL;
+    buf_init(&b, limit);
+    while (ok && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ok = buf_append(&b, chunk, n) == 0;
+    fclose(f);
+    if (ok && !b.data)
+        ok = buf_append(&b, "", 0) == 0;
+    if (!ok) {
+        buf_free(&b);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.data;
+}
+
+const char *util_data_path(const char *env, const char *const *rel, char *buf, size_t len)
+{
+    const char *v = env ? getenv(env) : NULL;
+    char exe[4096];
+
+    if (v && *v) {
+        util_strlcpy(buf, v, len);
+        return buf;
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    for (; *rel; rel++) {
+        snprintf(buf, len, "%s/%s", exe, *rel);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    return NULL;
 }

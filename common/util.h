@@ -27,6 +27,16 @@ int64_t util_backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms);
 /* Copies at most dstlen-1 bytes and always terminates; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* Reads a whole file (at most limit bytes) into a NUL-terminated malloc'd
+ * string; *len gets its length. NULL when it cannot be opened or is larger. */
+char *util_read_file(const char *path, size_t limit, size_t *len);
+
+/* Where a file installed with the programs is: the value of the environment
+ * variable env when set, else the first of rel (paths relative to the running
+ * executable's directory, NULL-terminated) that exists. Writes into buf and
+ * returns it, or returns NULL when none exists. */
+const char *util_data_path(const char *env, const char *const *rel, char *buf, size_t len);
+
 /* A growable buffer; len never counts the terminating NUL that is always kept. */
 struct buf {
     char *data;

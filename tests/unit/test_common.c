@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "db.h"
@@ -163,6 +164,36 @@ static void test_buf_limit(void **s)
     buf_free(&b);
 }
 
+static void test_read_file_and_data_path(void **s)
+{
+    (void)s;
+    char path[] = "/tmp/test_common_fileXXXXXX", buf[4096];
+    size_t len = 0;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    close(fd);
+    char *d = util_read_file(path, 16, &len);
+    assert_non_null(d);
+    assert_int_equal(len, 5);
+    assert_string_equal(d, "hello");
+    free(d);
+    assert_null(util_read_file(path, 4, &len)); /* over the limit */
+    assert_null(util_read_file("/nonexistent/file", 16, &len));
+
+    static const char *const none[] = {"no/such/file", NULL};
+    unsetenv("T_DATA_PATH");
+    assert_null(util_data_path("T_DATA_PATH", none, buf, sizeof(buf)));
+    setenv("T_DATA_PATH", path, 1);
+    assert_string_equal(util_data_path("T_DATA_PATH", none, buf, sizeof(buf)), path);
+    unsetenv("T_DATA_PATH");
+    static const char *const self[] = {"no/such/file", ".", NULL}; /* the test's own directory */
+    const char *found = util_data_path("T_DATA_PATH", self, buf, sizeof(buf));
+    assert_non_null(found);
+    assert_non_null(strstr(found, "/."));
+    unlink(path);
+}
+
 static void test_histogram_rendering(void **s)
 {
     (void)s;
@@ -197,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_backoff_capped_and_jittered),
         cmocka_unit_test(test_pg_array_literal_escapes),
         cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_read_file_and_data_path),
         cmocka_unit_test(test_histogram_rendering),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
