@@ -15,6 +15,7 @@
 
 #include "metrics.h"
 #include "order.h"
+#include "outbox_send.h"
 #include "sqs.h"
 #include "util.h"
 
@@ -62,15 +63,6 @@ void committer_stop(void);
 
 /* ---- publisher: outbox -> SQS ---- */
 
-struct outbox_msg {
-    int64_t outbox_id;
-    char order_id[UUID_STR_LEN];
-    char correlation_id[CORRELATION_ID_MAX + 1];
-    char trace_header[256];
-    char traceparent[64];
-    char *body;
-    int64_t created_ms; /* wall clock, for metrics */
-};
 
 int publisher_start(char *err, size_t errlen);
 /* Hands committed outbox rows over for immediate publishing; takes ownership
@@ -80,15 +72,20 @@ void publisher_stop(void);
 /* Unsent rows and the age of the oldest, refreshed by the relay. */
 int64_t publisher_backlog(void);
 double publisher_oldest_age_s(void);
+/* Counters of the SQS side, for metrics. */
+struct publisher_stats {
+    uint64_t requests; /* SendMessageBatch calls */
+    uint64_t errors;   /* calls or entries that failed */
+    uint64_t sent;     /* messages SQS took */
+    uint64_t rejected; /* rows SQS refused for good (SenderFault), parked with rejected_at */
+};
+void publisher_stats(struct publisher_stats *s);
 
 /* ---- metrics ---- */
 
 struct api_metrics {
     _Atomic uint64_t orders_created;
     _Atomic uint64_t idempotent_replays;
-    _Atomic uint64_t sqs_sent;
-    _Atomic uint64_t sqs_requests;
-    _Atomic uint64_t sqs_errors;
     _Atomic uint64_t db_errors;
     _Atomic uint64_t group_commits;
     struct histogram request_latency;

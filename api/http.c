@@ -418,15 +418,17 @@ static enum MHD_Result metrics(struct MHD_Connection *conn, struct req_ctx *c)
     metrics_header(&b, "order_api_outbox_oldest_age_seconds", "gauge",
                    "Age of the oldest unsent outbox row");
     metrics_sample(&b, "order_api_outbox_oldest_age_seconds", "", publisher_oldest_age_s());
+    struct publisher_stats ps;
+    publisher_stats(&ps);
     metrics_header(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS");
-    metrics_sample(&b, "order_api_sqs_messages_sent_total", "",
-                   (double)atomic_load(&api_metrics.sqs_sent));
+    metrics_sample(&b, "order_api_sqs_messages_sent_total", "", (double)ps.sent);
     metrics_header(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent");
-    metrics_sample(&b, "order_api_sqs_requests_total", "",
-                   (double)atomic_load(&api_metrics.sqs_requests));
+    metrics_sample(&b, "order_api_sqs_requests_total", "", (double)ps.requests);
     metrics_header(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries");
-    metrics_sample(&b, "order_api_sqs_errors_total", "",
-                   (double)atomic_load(&api_metrics.sqs_errors));
+    metrics_sample(&b, "order_api_sqs_errors_total", "", (double)ps.errors);
+    metrics_header(&b, "order_api_outbox_rejected_total", "counter",
+                   "Outbox rows SQS refused for good (SenderFault), parked");
+    metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));
