@@ -53,13 +53,22 @@ struct create_job {
     void (*done)(struct create_job *j, void *arg);
     void *done_arg;
     struct create_job *next;
+    /* Who owns the job: JOB_QUEUED (the committer, until done()), JOB_DONE
+     * (the HTTP side again), JOB_ABANDONED (shutdown answered the client
+     * without it: the committer frees it). Changed only by compare-and-swap. */
+    _Atomic int state;
 };
+enum { JOB_QUEUED = 0, JOB_DONE, JOB_ABANDONED };
 
 int committer_start(char *err, size_t errlen);
 /* Queues j; its done callback runs later on the committer thread. */
 void committer_submit(struct create_job *j);
-/* Finishes queued jobs, then stops the thread. */
-void committer_stop(void);
+/* Gives the job back to the committer, which will free it, unless its
+ * outcome is already known. True when the caller may answer without it. */
+bool committer_abandon(struct create_job *j);
+/* Finishes queued jobs, then stops the thread. A statement still running
+ * after wait_ms (a database that hangs) is canceled. */
+void committer_stop(int64_t wait_ms);
 
 /* ---- publisher: outbox -> SQS ---- */
 

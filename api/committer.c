@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "db.h"
@@ -27,6 +28,8 @@ static struct create_job *cm_head, *cm_tail;
 static bool cm_stopping;
 static pthread_t cm_thread;
 static PGconn *cm_db;
+static PGcancel *cm_cancel; /* for cm_db, under cm_lock: shutdown may cancel a hung statement */
+static bool cm_done;        /* the thread has finished, under cm_lock */
 
 /* One statement: a data-modifying CTE is atomic, and the outbox's foreign key
  * is checked at the end of the statement, after the orders are in. */
@@ -62,6 +65,11 @@ static int ensure_db(char *err, size_t errlen)
         return 0;
     if (db_ensure(&cm_db, api_cfg.database_url, "order-api-committer", err, errlen) != 0)
         return -1;
+    pthread_mutex_lock(&cm_lock);
+    if (cm_cancel)
+        PQfreeCancel(cm_cancel);
+    cm_cancel = PQgetCancel(cm_db);
+    pthread_mutex_unlock(&cm_lock);
     PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 11, NULL);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     int rc = 0;
@@ -350,6 +358,8 @@ static void process(struct create_job *list)
         }
     } else {
         for (struct create_job *j = list; j; j = j->next) {
+            if (atomic_load(&j->state) == JOB_ABANDONED)
+                continue; /* its client was already told 503 at shutdown */
             if (j->idempotency_key[0])
                 commit_idempotent(j);
             else if (n < sizeof(plain) / sizeof(plain[0]))
@@ -361,8 +371,14 @@ static void process(struct create_job *list)
     /* Read next before done(): the job belongs to its HTTP thread again after it. */
     struct create_job *next;
     for (struct create_job *j = list; j; j = next) {
+        int queued = JOB_QUEUED;
         next = j->next;
-        j->done(j, j->done_arg);
+        if (atomic_compare_exchange_strong(&j->state, &queued, JOB_DONE)) {
+            j->done(j, j->done_arg);
+        } else { /* abandoned at shutdown: ours to free */
+            free(j->response_body);
+            free(j);
+        }
     }
 }
 
@@ -388,6 +404,13 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&cm_lock);
         process(list);
     }
+    pthread_mutex_lock(&cm_lock);
+    if (cm_cancel)
+        PQfreeCancel(cm_cancel);
+    cm_cancel = NULL;
+    cm_done = true;
+    pthread_cond_broadcast(&cm_cond);
+    pthread_mutex_unlock(&cm_lock);
     if (cm_db)
         PQfinish(cm_db);
     cm_db = NULL;
@@ -399,6 +422,7 @@ int committer_start(char *err, size_t errlen)
     if (api_cfg.batch_max > 1024)
         api_cfg.batch_max = 1024;
     cm_stopping = false;
+    cm_done = false;
     if (pthread_create(&cm_thread, NULL, committer_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the committer thread");
         return -1;
@@ -415,15 +439,39 @@ void committer_submit(struct create_job *j)
     else
         cm_head = j;
     cm_tail = j;
-    pthread_cond_signal(&cm_cond);
+    pthread_cond_broadcast(&cm_cond); /* committer_stop may be waiting on it too */
     pthread_mutex_unlock(&cm_lock);
 }
 
-void committer_stop(void)
+bool committer_abandon(struct create_job *j)
 {
+    int queued = JOB_QUEUED;
+    return atomic_compare_exchange_strong(&j->state, &queued, JOB_ABANDONED);
+}
+
+void committer_stop(int64_t wait_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
     pthread_mutex_lock(&cm_lock);
     cm_stopping = true;
-    pthread_cond_signal(&cm_cond);
+    pthread_cond_broadcast(&cm_cond);
+    int rc = 0;
+    while (!cm_done && rc == 0)
+        rc = pthread_cond_timedwait(&cm_cond, &cm_lock, &ts);
+    if (!cm_done && cm_cancel) {
+        /* A statement hangs (a lock held elsewhere, a stalled server): cancel
+         * it; the jobs it carried fail and their clients already have 503s. */
+        char err[256];
+        log_warn(NULL, "committer: canceling a statement still running at shutdown");
+        PQcancel(cm_cancel, err, sizeof(err));
+    }
     pthread_mutex_unlock(&cm_lock);
     pthread_join(cm_thread, NULL);
 }

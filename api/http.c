@@ -1,22 +1,30 @@
 /*
- * http.c - order-api's HTTP surface on libmicrohttpd: routing, input limits,
- * the error envelope, and handing new orders to the committer.
+ * http.c - order-api's HTTP server on libmicrohttpd: input limits, the
+ * request lifecycle, the answer helpers, and an orderly shutdown.
  *
  * A POST /orders is validated on the HTTP thread, then its connection is
  * suspended while the committer stores it with others in one transaction;
  * the committer resumes it with the outcome. No HTTP thread ever waits for a
  * commit, so a handful of threads serve thousands of concurrent clients.
+ * At shutdown every connection still suspended is resumed with a 503 before
+ * the daemon stops: libmicrohttpd aborts the process when stopped with
+ * suspended connections.
  *
- * Limits: a Content-Length over 64 KiB or a wrong Content-Type is refused
- * before the body is read; a chunked body is cut off at 64 KiB; headers are
- * bounded by the per-connection memory limit; idle and slow clients time out;
- * the number of connections is capped.
+ * Limits, each answered with its JSON error: a request target over 8 KiB
+ * (414 uri_too_long), a header block over 16 KiB (431 headers_too_large), a
+ * Content-Length over 64 KiB or a wrong Content-Type (413/415, before the
+ * body is read), a chunked body over 64 KiB (413 once the client has sent it,
+ * up to 16 MiB, then the connection is dropped); idle and slow clients time
+ * out; the number of connections is capped. What does not fit the
+ * per-connection pool (64 KiB of request line and headers) is refused by
+ * libmicrohttpd itself before any handler runs.
  */
 #include <jansson.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,108 +33,63 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "http.h"
 #include "log.h"
-#include "store.h"
-#include "trace.h"
 
-#define DISCARD_LIMIT                                                                              \
-    (1024 * 1024) /* bytes of an oversized chunked body we skip before closing                     \
-                   */
-#define LIST_DEFAULT_LIMIT 20
-#define LIST_MAX_LIMIT 100
-
-enum route {
-    R_NONE = 0,
-    R_HEALTHZ,
-    R_READYZ,
-    R_METRICS,
-    R_OPENAPI,
-    R_ORDERS,
-    R_ORDER,
-    R_ORDER_EVENTS,
-    R_ORDER_CANCEL,
-    R_COUNT
-};
-static const char *route_names[R_COUNT] = {"unknown",
-                                           "/healthz",
-                                           "/readyz",
-                                           "/metrics",
-                                           "/openapi.yaml",
-                                           "/orders",
-                                           "/orders/{id}",
-                                           "/orders/{id}/events",
-                                           "/orders/{id}/cancel"};
-
-/* Counted statuses; anything else lands in the last slot. */
-static const int counted_status[] = {200, 201, 400, 404, 405, 409, 413, 415, 422, 500, 503, 0};
-#define N_STATUS (sizeof(counted_status) / sizeof(counted_status[0]))
-static _Atomic uint64_t requests_total[R_COUNT][N_STATUS];
-
-struct req_ctx {
-    enum route route;
-    char id[UUID_STR_LEN];
-    char correlation_id[CORRELATION_ID_MAX + 1];
-    struct buf body;
-    size_t discarded;
-    bool too_large;
-    bool responded;
-    int status;
-    struct create_job *job;
-    struct MHD_Connection *conn;
-    int64_t start_ms;
-};
+#define URI_LIMIT (8 * 1024)
+#define HEADERS_LIMIT (16 * 1024)
+#define CONNECTION_POOL (64 * 1024)
+#define DISCARD_LIMIT (16 * 1024 * 1024) /* bytes of an oversized chunked body we skip */
 
 static struct MHD_Daemon *daemon_h;
 static _Atomic int in_flight;
-static char *openapi_doc;
-static size_t openapi_len;
+char *http_openapi_doc;
+size_t http_openapi_len;
 
-/* ---- responses ----------------------------------------------------------- */
+static pthread_mutex_t susp_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct req_ctx *susp_head; /* POSTs suspended while the committer has them */
 
-static void count(struct req_ctx *c, int status)
-{
-    size_t i = 0;
-    while (counted_status[i] && counted_status[i] != status)
-        i++;
-    atomic_fetch_add_explicit(&requests_total[c->route][i], 1, memory_order_relaxed);
-    c->status = status;
-}
+/* ---- answers ------------------------------------------------------------- */
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, struct req_ctx *c, int status,
-                                 const char *type, const char *body, size_t len,
-                                 const char *const *headers)
+enum MHD_Result http_send_text(struct req_ctx *c, int status, const char *type, const char *body,
+                               size_t len, const char *const *headers)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO; /* no memory for an answer: drop the connection */
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "X-Correlation-Id", c->correlation_id);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     for (size_t i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(r, headers[i], headers[i + 1]);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    enum MHD_Result ret = MHD_queue_response(c->conn, (unsigned)status, r);
     MHD_destroy_response(r);
-    count(c, status);
+    metrics_api_count(c->route, status);
+    c->status = status;
+    c->bytes_out = len;
     c->responded = true;
     return ret;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, struct req_ctx *c, int status,
-                                 json_t *body, const char *const *headers)
+enum MHD_Result http_send_json(struct req_ctx *c, int status, json_t *body,
+                               const char *const *headers)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
-    if (!s)
-        s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"encoding failed\","
-                   "\"details\":[]}}");
-    enum MHD_Result ret = send_text(conn, c, status, "application/json", s, strlen(s), headers);
+    if (!s) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"details\":[]}}";
+        return http_send_text(c, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+    }
+    enum MHD_Result ret = http_send_text(c, status, "application/json", s, strlen(s), headers);
     free(s);
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, struct req_ctx *c, int status,
-                                  const char *code, const char *message, const char *field,
-                                  const char *field_message, const char *const *headers)
+enum MHD_Result http_send_error(struct req_ctx *c, int status, const char *code,
+                                const char *message, const char *field, const char *field_message,
+                                const char *const *headers)
 {
     struct field_error d;
     size_t n = 0;
@@ -135,101 +98,96 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct req_ctx *c
         util_strlcpy(d.message, field_message ? field_message : message, sizeof(d.message));
         n = 1;
     }
-    return send_json(conn, c, status, order_error_json(code, message, n ? &d : NULL, n), headers);
+    return http_send_json(c, status, order_error_json(code, message, n ? &d : NULL, n), headers);
 }
 
-static enum MHD_Result send_unavailable(struct MHD_Connection *conn, struct req_ctx *c)
+enum MHD_Result http_send_unavailable(struct req_ctx *c, const char *message)
 {
     static const char *const h[] = {"Retry-After", "2", NULL};
-    return send_error(conn, c, 503, "unavailable", "the database is unavailable; retry later", NULL,
-                      NULL, h);
+    return http_send_error(c, 503, "unavailable", message, NULL, NULL, h);
 }
 
-static enum MHD_Result send_store_error(struct MHD_Connection *conn, struct req_ctx *c,
-                                        enum store_rc rc)
+enum MHD_Result http_send_store_error(struct req_ctx *c, enum store_rc rc)
 {
     if (rc == STORE_UNAVAILABLE)
-        return send_unavailable(conn, c);
+        return http_send_unavailable(c, "the database is unavailable; retry later");
     if (rc == STORE_NOT_FOUND)
-        return send_error(conn, c, 404, "not_found", "no order has this id", "id",
-                          "no order has this id", NULL);
-    return send_error(conn, c, 500, "internal", "the request could not be completed", NULL, NULL,
-                      NULL);
+        return http_send_error(c, 404, "not_found", "no order has this id", "id",
+                               "no order has this id", NULL);
+    return http_send_error(c, 500, "internal", "the request could not be completed", NULL, NULL,
+                           NULL);
 }
 
-/* ---- routing ------------------------------------------------------------- */
+/* ---- suspended POSTs ----------------------------------------------------- */
 
-static enum route route_of(const char *url, char id[UUID_STR_LEN], bool *bad_id)
+void http_suspend(struct req_ctx *c)
 {
-    *bad_id = false;
-    if (strcmp(url, "/healthz") == 0)
-        return R_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0)
-        return R_READYZ;
-    if (strcmp(url, "/metrics") == 0)
-        return R_METRICS;
-    if (strcmp(url, "/openapi.yaml") == 0)
-        return R_OPENAPI;
-    if (strcmp(url, "/orders") == 0 || strcmp(url, "/orders/") == 0)
-        return R_ORDERS;
-    if (strncmp(url, "/orders/", 8) != 0)
-        return R_NONE;
-    const char *rest = url + 8;
-    const char *slash = strchr(rest, '/');
-    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    enum route r;
-    if (!slash)
-        r = R_ORDER;
-    else if (strcmp(slash, "/events") == 0)
-        r = R_ORDER_EVENTS;
-    else if (strcmp(slash, "/cancel") == 0)
-        r = R_ORDER_CANCEL;
-    else
-        return R_NONE;
-    char tmp[UUID_STR_LEN];
-    if (idlen != 36) {
-        *bad_id = true;
-        return r;
-    }
-    memcpy(tmp, rest, 36);
-    tmp[36] = '\0';
-    if (!util_is_uuid(tmp)) {
-        *bad_id = true;
-        return r;
-    }
-    for (int i = 0; i < 36; i++) /* canonical lower case */
-        id[i] = (char)((tmp[i] >= 'A' && tmp[i] <= 'F') ? tmp[i] + 32 : tmp[i]);
-    id[36] = '\0';
-    return r;
+    pthread_mutex_lock(&susp_lock);
+    c->susp_prev = NULL;
+    c->susp_next = susp_head;
+    if (susp_head)
+        susp_head->susp_prev = c;
+    susp_head = c;
+    pthread_mutex_unlock(&susp_lock);
+    MHD_suspend_connection(c->conn);
 }
 
-static const char *allowed_methods(enum route r)
+static void unlink_suspended(struct req_ctx *c)
 {
-    switch (r) {
-    case R_ORDERS:
-        return "GET, POST";
-    case R_ORDER_CANCEL:
-        return "POST";
-    case R_NONE:
-    case R_COUNT:
-        return "";
-    default:
-        return "GET, HEAD";
-    }
+    pthread_mutex_lock(&susp_lock);
+    if (c->susp_prev)
+        c->susp_prev->susp_next = c->susp_next;
+    else if (susp_head == c)
+        susp_head = c->susp_next;
+    if (c->susp_next)
+        c->susp_next->susp_prev = c->susp_prev;
+    c->susp_prev = c->susp_next = NULL;
+    pthread_mutex_unlock(&susp_lock);
 }
 
-static bool method_allowed(enum route r, const char *method)
+/* Resumes every POST the committer still holds, to be answered 503; the
+ * committer frees those jobs. Returns how many were abandoned. */
+static size_t abandon_suspended(void)
 {
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    bool post = strcmp(method, "POST") == 0;
-    switch (r) {
-    case R_ORDERS:
-        return strcmp(method, "GET") == 0 || post;
-    case R_ORDER_CANCEL:
-        return post;
-    default:
-        return get;
+    size_t n = 0;
+    pthread_mutex_lock(&susp_lock);
+    for (struct req_ctx *c = susp_head; c; c = c->susp_next) {
+        if (!c->job || !committer_abandon(c->job))
+            continue; /* its outcome is known: the committer resumes it */
+        c->job = NULL;
+        c->abandoned = true;
+        MHD_resume_connection(c->conn);
+        n++;
     }
+    pthread_mutex_unlock(&susp_lock);
+    return n;
+}
+
+/* ---- request limits ------------------------------------------------------ */
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static size_t header_block_size(struct MHD_Connection *conn)
+{
+    size_t total = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &total);
+    return total;
+}
+
+/* The path plus its (decoded) query arguments: the request target's size
+ * as far as libmicrohttpd lets a handler see it. */
+static size_t target_size(struct MHD_Connection *conn, const char *url)
+{
+    size_t total = strlen(url);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &total);
+    return total;
 }
 
 /* application/json, optionally with parameters; a charset other than UTF-8 is refused. */
@@ -257,235 +215,52 @@ static bool json_content_type(const char *ct)
     return strncasecmp(cs, "utf-8", 5) == 0;
 }
 
-/* ---- handlers ------------------------------------------------------------ */
-
-static void job_done(struct create_job *j, void *arg)
+static enum MHD_Result payload_too_large(struct req_ctx *c)
 {
-    (void)j;
-    MHD_resume_connection((struct MHD_Connection *)arg);
+    /* the client may still be sending: tell it the connection ends here */
+    static const char *const h[] = {"Connection", "close", NULL};
+    return http_send_error(c, 413, "payload_too_large", "the body exceeds 65536 bytes", "body",
+                           "must be at most 65536 bytes", h);
 }
 
-static enum MHD_Result create_order(struct MHD_Connection *conn, struct req_ctx *c)
+/* The first call, headers only: decide everything that needs no body. */
+static enum MHD_Result on_headers(struct req_ctx *c, const char *url, const char *method)
 {
-    struct order_errors errs;
-    struct create_job *j = calloc(1, sizeof(*j));
-
-    if (!j)
-        return send_error(conn, c, 500, "internal", "out of memory", NULL, NULL, NULL);
-    if (order_parse(c->body.data ? c->body.data : "", c->body.len, &j->req, &errs) != 0) {
-        free(j);
-        return send_json(conn, c, errs.status,
-                         order_error_json(errs.code, errs.message, errs.details, errs.n), NULL);
+    bool bad_id;
+    const char *cid = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Correlation-Id");
+    if (order_correlation_id_valid(cid))
+        util_strlcpy(c->correlation_id, cid, sizeof(c->correlation_id));
+    else
+        util_uuid_v4(c->correlation_id);
+    if (target_size(c->conn, url) > URI_LIMIT)
+        return http_send_error(c, 414, "uri_too_long", "the request target exceeds 8192 bytes",
+                               "url", "must be at most 8192 bytes", NULL);
+    if (header_block_size(c->conn) > HEADERS_LIMIT)
+        return http_send_error(c, 431, "headers_too_large",
+                               "the request headers exceed 16384 bytes", "headers",
+                               "must be at most 16384 bytes in all", NULL);
+    c->route = route_of(url, c->id, &bad_id);
+    if (c->route == R_NONE)
+        return http_send_error(c, 404, "not_found", "no such route", NULL, NULL, NULL);
+    if (!route_method_allowed(c->route, method)) {
+        const char *h[] = {"Allow", route_allowed_methods(c->route), NULL};
+        return http_send_error(c, 405, "method_not_allowed", "method not allowed here", NULL, NULL,
+                               h);
     }
-    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-    if (key) {
-        size_t n = strlen(key);
-        bool ok = n >= 1 && n <= 255;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = key[i] >= 0x21 && key[i] <= 0x7e;
-        if (!ok) {
-            free(j);
-            return send_error(conn, c, 400, "invalid_header", "Idempotency-Key is not valid",
-                              "Idempotency-Key", "must be 1-255 printable ASCII characters", NULL);
-        }
-        memcpy(j->idempotency_key, key, n + 1);
-        order_request_hash(&j->req);
+    if (bad_id)
+        return http_send_error(c, 400, "invalid_id", "the order id is not a UUID", "id",
+                               "must be a UUID such as 3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f", NULL);
+    if (c->route == R_ORDERS && strcmp(method, "POST") == 0) {
+        const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
+        if (!json_content_type(ct))
+            return http_send_error(c, 415, "unsupported_media_type",
+                                   "the body must be application/json", "Content-Type",
+                                   "must be application/json", NULL);
+        const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > ORDER_MAX_BODY_BYTES)
+            return payload_too_large(c);
     }
-    util_uuid_v4(j->id);
-    util_strlcpy(j->correlation_id, c->correlation_id, sizeof(j->correlation_id));
-    trace_traceparent(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
-                      j->traceparent);
-    trace_xray_header(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amzn-Trace-Id"),
-                      (long long)time(NULL), j->trace_header, sizeof(j->trace_header));
-    j->done = job_done;
-    j->done_arg = conn;
-    c->job = j;
-    /* Suspend before submitting: the committer may resume us at once. */
-    MHD_suspend_connection(conn);
-    committer_submit(j);
     return MHD_YES;
-}
-
-static enum MHD_Result finish_create(struct MHD_Connection *conn, struct req_ctx *c)
-{
-    struct create_job *j = c->job;
-    char location[64];
-    const char *h201[] = {"Location", location, NULL, NULL, NULL};
-    static const char *const h503[] = {"Retry-After", "2", NULL};
-    const char *const *h = NULL;
-
-    if (j->status == 201) {
-        snprintf(location, sizeof(location), "/orders/%s", j->id);
-        if (j->replayed) {
-            /* the stored response names the original order */
-            json_t *o = json_loads(j->response_body, 0, NULL);
-            const char *id = o ? json_string_value(json_object_get(o, "id")) : NULL;
-            if (id)
-                snprintf(location, sizeof(location), "/orders/%s", id);
-            json_decref(o);
-            h201[2] = "Idempotent-Replayed";
-            h201[3] = "true";
-        }
-        h = h201;
-    } else if (j->status == 503) {
-        h = h503;
-    }
-    enum MHD_Result ret = send_text(conn, c, j->status, "application/json", j->response_body,
-                                    j->response_body ? strlen(j->response_body) : 0, h);
-    return ret;
-}
-
-static enum MHD_Result list_orders(struct MHD_Connection *conn, struct req_ctx *c)
-{
-    const char *status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
-    const char *limit_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *cursor = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
-    int limit = LIST_DEFAULT_LIMIT;
-    long long cursor_us = 0;
-    char cursor_id[UUID_STR_LEN] = "";
-
-    if (status && strcmp(status, "PENDING") != 0 && strcmp(status, "PROCESSED") != 0 &&
-        strcmp(status, "CANCELED") != 0)
-        return send_error(conn, c, 400, "invalid_parameter", "status is not valid", "status",
-                          "must be PENDING, PROCESSED or CANCELED", NULL);
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (*limit_s == '\0' || *end || v < 1 || v > LIST_MAX_LIMIT)
-            return send_error(conn, c, 400, "invalid_parameter", "limit is not valid", "limit",
-                              "must be an integer between 1 and 100", NULL);
-        limit = (int)v;
-    }
-    if (cursor) {
-        char *end;
-        errno = 0;
-        cursor_us = strtoll(cursor, &end, 10);
-        /* a cursor is a creation time in microseconds: refuse what no row can have
-         * (negative, or past year 2255) rather than let PostgreSQL overflow */
-        if (end == cursor || errno || cursor_us < 0 || cursor_us > 9000000000000000LL ||
-            *end != '_' || strlen(end + 1) != 36 || !util_is_uuid(end + 1))
-            return send_error(conn, c, 400, "invalid_parameter", "cursor is not valid", "cursor",
-                              "use the next_cursor value of a previous page", NULL);
-        memcpy(cursor_id, end + 1, UUID_STR_LEN);
-    }
-    json_t *orders;
-    char *next = NULL;
-    enum store_rc rc =
-        store_list_orders(status, limit, cursor_us, cursor ? cursor_id : NULL, &orders, &next);
-    if (rc != STORE_OK)
-        return send_store_error(conn, c, rc);
-    json_t *body = json_pack("{s:o, s:s?}", "orders", orders, "next_cursor", next);
-    free(next);
-    return send_json(conn, c, 200, body, NULL);
-}
-
-static enum MHD_Result metrics(struct MHD_Connection *conn, struct req_ctx *c)
-{
-    struct buf b;
-    char labels[128];
-    buf_init(&b, 0);
-    metrics_header(&b, "order_api_requests_total", "counter", "HTTP requests by route and status");
-    for (int r = 0; r < R_COUNT; r++)
-        for (size_t s = 0; s < N_STATUS; s++) {
-            uint64_t v = atomic_load(&requests_total[r][s]);
-            if (!v)
-                continue;
-            if (counted_status[s])
-                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route_names[r],
-                         counted_status[s]);
-            else
-                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"", route_names[r]);
-            metrics_sample(&b, "order_api_requests_total", labels, (double)v);
-        }
-    metrics_header(&b, "order_api_request_duration_seconds", "histogram", "HTTP request latency");
-    metrics_histogram(&b, "order_api_request_duration_seconds", "", &api_metrics.request_latency);
-    metrics_header(&b, "order_api_orders_created_total", "counter", "Orders stored");
-    metrics_sample(&b, "order_api_orders_created_total", "",
-                   (double)atomic_load(&api_metrics.orders_created));
-    metrics_header(&b, "order_api_idempotent_replays_total", "counter",
-                   "POST /orders answered from a stored Idempotency-Key");
-    metrics_sample(&b, "order_api_idempotent_replays_total", "",
-                   (double)atomic_load(&api_metrics.idempotent_replays));
-    metrics_header(&b, "order_api_group_commits_total", "counter", "Group-commit transactions");
-    metrics_sample(&b, "order_api_group_commits_total", "",
-                   (double)atomic_load(&api_metrics.group_commits));
-    metrics_header(&b, "order_api_commit_duration_seconds", "histogram",
-                   "Duration of one group commit");
-    metrics_histogram(&b, "order_api_commit_duration_seconds", "",
-                      &api_metrics.commit_batch_latency);
-    metrics_header(&b, "order_api_outbox_backlog", "gauge", "Outbox rows not yet sent to SQS");
-    metrics_sample(&b, "order_api_outbox_backlog", "", (double)publisher_backlog());
-    metrics_header(&b, "order_api_outbox_oldest_age_seconds", "gauge",
-                   "Age of the oldest unsent outbox row");
-    metrics_sample(&b, "order_api_outbox_oldest_age_seconds", "", publisher_oldest_age_s());
-    struct publisher_stats ps;
-    publisher_stats(&ps);
-    metrics_header(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS");
-    metrics_sample(&b, "order_api_sqs_messages_sent_total", "", (double)ps.sent);
-    metrics_header(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent");
-    metrics_sample(&b, "order_api_sqs_requests_total", "", (double)ps.requests);
-    metrics_header(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries");
-    metrics_sample(&b, "order_api_sqs_errors_total", "", (double)ps.errors);
-    metrics_header(&b, "order_api_outbox_rejected_total", "counter",
-                   "Outbox rows SQS refused for good (SenderFault), parked");
-    metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
-    metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
-    metrics_sample(&b, "order_api_db_errors_total", "",
-                   (double)atomic_load(&api_metrics.db_errors));
-    enum MHD_Result ret =
-        send_text(conn, c, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
-    buf_free(&b);
-    return ret;
-}
-
-static enum MHD_Result dispatch(struct MHD_Connection *conn, struct req_ctx *c)
-{
-    json_t *o = NULL;
-    enum store_rc rc;
-
-    switch (c->route) {
-    case R_HEALTHZ:
-        return send_json(conn, c, 200, json_pack("{s:s}", "status", "ok"), NULL);
-    case R_READYZ:
-        if (store_ping() != STORE_OK)
-            return send_json(
-                conn, c, 503,
-                json_pack("{s:s, s:s}", "status", "unavailable", "database", "unreachable"),
-                (const char *const[]){"Retry-After", "2", NULL});
-        return send_json(conn, c, 200, json_pack("{s:s, s:s}", "status", "ready", "database", "ok"),
-                         NULL);
-    case R_METRICS:
-        return metrics(conn, c);
-    case R_OPENAPI:
-        if (!openapi_doc)
-            return send_error(conn, c, 404, "not_found", "the OpenAPI document is not installed",
-                              NULL, NULL, NULL);
-        return send_text(conn, c, 200, "application/yaml", openapi_doc, openapi_len, NULL);
-    case R_ORDERS: /* GET; POST goes through create_order */
-        return list_orders(conn, c);
-    case R_ORDER:
-        rc = store_get_order(c->id, &o);
-        return rc == STORE_OK ? send_json(conn, c, 200, o, NULL) : send_store_error(conn, c, rc);
-    case R_ORDER_EVENTS:
-        rc = store_order_events(c->id, &o);
-        if (rc != STORE_OK)
-            return send_store_error(conn, c, rc);
-        return send_json(conn, c, 200, json_pack("{s:s, s:o}", "order_id", c->id, "events", o),
-                         NULL);
-    case R_ORDER_CANCEL:
-        rc = store_cancel_order(c->id, c->correlation_id, &o);
-        if (rc == STORE_OK)
-            return send_json(conn, c, 200, o, NULL);
-        if (rc == STORE_CONFLICT) {
-            json_decref(o);
-            return send_error(conn, c, 409, "conflict",
-                              "the order is already PROCESSED and cannot be canceled", "status",
-                              "is PROCESSED", NULL);
-        }
-        return send_store_error(conn, c, rc);
-    default:
-        return send_error(conn, c, 404, "not_found", "no such route", NULL, NULL, NULL);
-    }
 }
 
 /* ---- libmicrohttpd callbacks ---------------------------------------------- */
@@ -499,44 +274,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct req_ctx *c = *con_cls;
 
     if (!c) {
-        /* First call: headers only. Decide everything that needs no body. */
-        bool bad_id;
         c = calloc(1, sizeof(*c));
         if (!c)
             return MHD_NO;
         *con_cls = c;
         c->conn = conn;
+        c->method = method;
         c->start_ms = util_mono_ms();
         atomic_fetch_add(&in_flight, 1);
         buf_init(&c->body, ORDER_MAX_BODY_BYTES);
-        const char *cid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Correlation-Id");
-        if (order_correlation_id_valid(cid))
-            util_strlcpy(c->correlation_id, cid, sizeof(c->correlation_id));
-        else
-            util_uuid_v4(c->correlation_id);
-        c->route = route_of(url, c->id, &bad_id);
-        if (c->route == R_NONE)
-            return send_error(conn, c, 404, "not_found", "no such route", NULL, NULL, NULL);
-        if (!method_allowed(c->route, method)) {
-            const char *h[] = {"Allow", allowed_methods(c->route), NULL};
-            return send_error(conn, c, 405, "method_not_allowed", "method not allowed here", NULL,
-                              NULL, h);
-        }
-        if (bad_id)
-            return send_error(conn, c, 400, "invalid_id", "the order id is not a UUID", "id",
-                              "must be a UUID such as 3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f", NULL);
-        if (c->route == R_ORDERS && strcmp(method, "POST") == 0) {
-            const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-            if (!json_content_type(ct))
-                return send_error(conn, c, 415, "unsupported_media_type",
-                                  "the body must be application/json", "Content-Type",
-                                  "must be application/json", NULL);
-            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-            if (cl && strtoull(cl, NULL, 10) > ORDER_MAX_BODY_BYTES)
-                return send_error(conn, c, 413, "payload_too_large", "the body exceeds 65536 bytes",
-                                  "body", "must be at most 65536 bytes", NULL);
-        }
-        return MHD_YES;
+        return on_headers(c, url, method);
     }
     if (c->responded) {
         /* An early answer was queued; swallow whatever body follows. */
@@ -556,15 +303,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    /* The whole request is in (or we were resumed by the committer). */
-    if (c->job)
-        return finish_create(conn, c);
+    /* The whole request is in, or we were resumed by the committer or by shutdown. */
+    if (c->abandoned) {
+        unlink_suspended(c);
+        return http_send_unavailable(c, "the server is shutting down; retry");
+    }
+    if (c->job) {
+        unlink_suspended(c);
+        return handle_create_done(c);
+    }
     if (c->too_large)
-        return send_error(conn, c, 413, "payload_too_large", "the body exceeds 65536 bytes", "body",
-                          "must be at most 65536 bytes", NULL);
+        return payload_too_large(c);
     if (c->route == R_ORDERS && strcmp(method, "POST") == 0)
-        return create_order(conn, c);
-    return dispatch(conn, c);
+        return handle_create(c);
+    return handle_request(c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -577,6 +329,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     histogram_observe_ms(&api_metrics.request_latency, (double)(util_mono_ms() - c->start_ms));
+    unlink_suspended(c);
     if (c->job) {
         free(c->job->response_body);
         free(c->job);
@@ -605,7 +358,7 @@ static void load_openapi(void)
                                       NULL};
     char path[4096];
     if (util_data_path("OPENAPI_PATH", rel, path, sizeof(path)))
-        openapi_doc = util_read_file(path, 1024 * 1024, &openapi_len);
+        http_openapi_doc = util_read_file(path, 1024 * 1024, &http_openapi_len);
 }
 
 int http_start(char *err, size_t errlen)
@@ -627,7 +380,7 @@ int http_start(char *err, size_t errlen)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)api_cfg.threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)api_cfg.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)api_cfg.client_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_h) {
         snprintf(err, errlen, "cannot listen on %s:%lld (in use, or not permitted)",
@@ -649,10 +402,22 @@ void http_stop(int64_t grace_ms)
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
+    /* Past the grace: what the committer still holds is answered 503 now,
+     * and given a moment to reach its client before the daemon stops. */
+    size_t abandoned = abandon_suspended();
+    if (abandoned) {
+        log_kv(LOG_WARN, NULL, "shutdown: answering requests still waiting for the database",
+               "requests", (long long)abandoned, NULL);
+        deadline = util_mono_ms() + 2000;
+        while (atomic_load(&in_flight) > 0 && util_mono_ms() < deadline) {
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
     MHD_stop_daemon(daemon_h);
     if (s != MHD_INVALID_SOCKET)
         close(s);
     daemon_h = NULL;
-    free(openapi_doc);
-    openapi_doc = NULL;
+    free(http_openapi_doc);
+    http_openapi_doc = NULL;
 }

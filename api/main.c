@@ -170,7 +170,7 @@ static int cmd_serve(void)
     sigwait(&set, &sig);
     log_info(NULL, "received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(api_cfg.shutdown_grace_ms);
-    committer_stop();
+    committer_stop(2000);
     publisher_stop();
     log_info(NULL, "order-api stopped");
     return 0;

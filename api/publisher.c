@@ -54,8 +54,7 @@ struct publisher {
     _Atomic uint64_t dropped_since_warn;
 };
 
-static struct publisher pub = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                               .cond = PTHREAD_COND_INITIALIZER};
+static struct publisher pub = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static const char mark_sent_sql[] =
     "WITH m AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS t(id, message_id)),"

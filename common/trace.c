@@ -57,18 +57,41 @@ void trace_traceparent(const char *incoming, char out[TRACEPARENT_LEN])
     snprintf(out, TRACEPARENT_LEN, "00-%s-%s-01", trace_hex, span_hex);
 }
 
+/* n lower- or upper-case hex digits at s. */
+static bool xdigits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool trace_xray_header_valid(const char *s)
+{
+    /* Root=1-<8 hex>-<24 hex>[;Parent=<16 hex>][;Sampled=0|1]: what SQS takes
+     * as AWSTraceHeader. Anything looser could make a batch entry fail for good. */
+    if (!s || strncmp(s, "Root=1-", 7) != 0 || !xdigits(s + 7, 8) || s[15] != '-' ||
+        !xdigits(s + 16, 24))
+        return false;
+    s += 40;
+    if (strncmp(s, ";Parent=", 8) == 0) {
+        if (!xdigits(s + 8, 16))
+            return false;
+        s += 24;
+    }
+    if (strncmp(s, ";Sampled=", 9) == 0) {
+        if (s[9] != '0' && s[9] != '1')
+            return false;
+        s += 10;
+    }
+    return *s == '\0';
+}
+
 void trace_xray_header(const char *incoming, long long epoch_s, char *out, size_t outlen)
 {
-    if (incoming) {
-        size_t n = strlen(incoming);
-        bool ok = n > 0 && n < XRAY_HEADER_MAX && n < outlen && strstr(incoming, "Root=1-");
-        for (size_t i = 0; ok && i < n; i++)
-            if (incoming[i] <= 0x20 || incoming[i] >= 0x7f)
-                ok = false;
-        if (ok) {
-            memcpy(out, incoming, n + 1);
-            return;
-        }
+    if (trace_xray_header_valid(incoming) && strlen(incoming) < outlen) {
+        memcpy(out, incoming, strlen(incoming) + 1);
+        return;
     }
     unsigned char id[12];
     char id_hex[25];

@@ -20,9 +20,11 @@ void trace_traceparent(const char *incoming, char out[TRACEPARENT_LEN]);
 /* True for "00-<32 hex>-<16 hex>-<2 hex>" with non-zero ids. */
 bool trace_traceparent_valid(const char *s);
 
-/* Keeps an incoming X-Amzn-Trace-Id when it is printable, free of spaces
- * and at most XRAY_HEADER_MAX-1 bytes with a Root= field; otherwise starts
- * "Root=1-<8 hex epoch>-<24 hex>;Sampled=0". */
+/* True for Root=1-<8 hex>-<24 hex>[;Parent=<16 hex>][;Sampled=0|1], the
+ * AWSTraceHeader grammar SQS accepts. */
+bool trace_xray_header_valid(const char *s);
+/* Keeps an incoming X-Amzn-Trace-Id when trace_xray_header_valid; otherwise
+ * (a client can send anything) starts "Root=1-<8 hex epoch>-<24 hex>;Sampled=0". */
 void trace_xray_header(const char *incoming, long long epoch_s, char *out, size_t outlen);
 
 #endif

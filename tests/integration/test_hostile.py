@@ -204,3 +204,34 @@ def test_idle_connection_flood_does_not_exhaust_server(api):
         for s in socks:
             s.close()
     assert api.alive()
+
+
+def _status_and_json(out):
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body.decode())
+
+
+def test_request_target_over_limit_gets_json_414(api):
+    out = raw(api, b"GET /orders?x=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, body = _status_and_json(out)
+    assert status == 414 and body["error"]["code"] == "uri_too_long", out[:300]
+    assert body["error"]["details"][0]["field"] == "url"
+
+
+def test_header_block_over_limit_gets_json_431(api):
+    out = raw(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+              + b"a" * 20000 + b"\r\n\r\n")
+    status, body = _status_and_json(out)
+    assert status == 431 and body["error"]["code"] == "headers_too_large", out[:300]
+
+
+def test_ten_megabyte_chunked_body_gets_json_413_before_the_connection_ends(api):
+    def gen():
+        for _ in range(160):
+            yield b" " * 65536  # 10 MiB in all
+    r = requests.post(api.url + "/orders", data=gen(), timeout=30,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, r.text[:300]
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert r.headers.get("Connection", "").lower() == "close"
+    assert api.get("/healthz").status_code == 200

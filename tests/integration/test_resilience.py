@@ -1,10 +1,12 @@
 """Issue 3: no order lost, none paid twice, under each single failure."""
 import json
+import os
 import signal
 import threading
 import time
 import uuid
 
+import psycopg
 import requests
 
 from conftest import VALID_ORDER, Api, Worker, make_queue, services
@@ -302,3 +304,36 @@ def test_long_payment_extends_visibility_instead_of_redelivery(queue, db, procs)
     ).fetchone()[0]
     assert delivered == 1, "the message was redelivered while its payment ran"
     paid_once(db, [oid])
+
+
+def test_fault3_sigterm_with_post_waiting_on_database_answers_503_and_exits_zero(queue, db, procs):
+    """Issue 10, fault 3: a POST suspended past API_SHUTDOWN_GRACE_MS made
+    MHD_stop_daemon() abort the process (exit 134). It must be answered 503
+    and the API must exit 0."""
+    api = Api(queue, {"API_SHUTDOWN_GRACE_MS": "300"})
+    results = []
+    lock = psycopg.connect(os.environ["DATABASE_URL"])
+    try:
+        lock.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # the INSERT now waits
+
+        def post():
+            try:
+                r = api.post()
+                results.append((r.status_code, r.headers.get("Retry-After"), r.json()))
+            except requests.RequestException as e:
+                results.append(str(e))
+
+        t = threading.Thread(target=post)
+        t.start()
+        time.sleep(0.5)  # the POST is suspended, its INSERT blocked on the lock
+        t0 = time.time()
+        rc = api.stop(signal.SIGTERM, timeout=20)
+        t.join(10)
+        assert rc == 0, api.text()[-2000:]
+        assert time.time() - t0 < 10
+        assert len(results) == 1 and not isinstance(results[0], str), results
+        status, retry_after, body = results[0]
+        assert status == 503 and retry_after and body["error"]["code"] == "unavailable", results
+    finally:
+        lock.rollback()
+        lock.close()

@@ -104,6 +104,37 @@ static void test_xray_header_kept_or_started(void **s)
     assert_memory_equal(out, "Root=1-00000001-", 16);
 }
 
+/* A client's X-Amzn-Trace-Id becomes the message's AWSTraceHeader: anything
+ * outside SQS's grammar would make that batch entry fail on every retry. */
+static void test_xray_header_outside_the_grammar_is_replaced(void **s)
+{
+    (void)s;
+    char out[XRAY_HEADER_MAX];
+    const char *ok[] = {"Root=1-5759e988-bd862e3fe1be46a994272793",
+                        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+                        "Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995c3f42cd8ad8"};
+    const char *bad[] = {"Root=1-x",
+                         "Root=1-5759e988-bd862e3fe1be46a99427279",
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=2",
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Self=1-abc",
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;",
+                         "Root=2-5759e988-bd862e3fe1be46a994272793",
+                         "Sampled=1;Root=1-5759e988-bd862e3fe1be46a994272793",
+                         ""};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_true(trace_xray_header_valid(ok[i]));
+        trace_xray_header(ok[i], 7, out, sizeof(out));
+        assert_string_equal(out, ok[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(trace_xray_header_valid(bad[i]));
+        trace_xray_header(bad[i], 7, out, sizeof(out));
+        assert_true(trace_xray_header_valid(out));
+        assert_memory_equal(out, "Root=1-00000007-", 16);
+    }
+}
+
 static void test_uuid_v4_format(void **s)
 {
     (void)s;
@@ -224,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_conninfo_check_hides_password),
         cmocka_unit_test(test_traceparent_continues_or_starts),
         cmocka_unit_test(test_xray_header_kept_or_started),
+        cmocka_unit_test(test_xray_header_outside_the_grammar_is_replaced),
         cmocka_unit_test(test_uuid_v4_format),
         cmocka_unit_test(test_backoff_capped_and_jittered),
         cmocka_unit_test(test_pg_array_literal_escapes),

@@ -1,0 +1,81 @@
+/*
+ * metrics_api.c - order-api's counters by route and status, and its
+ * Prometheus /metrics page.
+ */
+#include <stdio.h>
+
+#include "http.h"
+
+/* Counted statuses; anything else lands in the last slot. */
+static const int counted_status[] = {200, 201, 400, 401, 403, 404, 405, 409, 413,
+                                     414, 415, 422, 429, 431, 500, 503, 0};
+#define N_STATUS (sizeof(counted_status) / sizeof(counted_status[0]))
+static _Atomic uint64_t requests_total[R_COUNT][N_STATUS];
+
+void metrics_api_count(enum route r, int status)
+{
+    size_t i = 0;
+    while (counted_status[i] && counted_status[i] != status)
+        i++;
+    atomic_fetch_add_explicit(&requests_total[r][i], 1, memory_order_relaxed);
+}
+
+enum MHD_Result metrics_api_page(struct req_ctx *c)
+{
+    struct buf b;
+    char labels[128];
+    buf_init(&b, 0);
+    metrics_header(&b, "order_api_requests_total", "counter", "HTTP requests by route and status");
+    for (int r = 0; r < R_COUNT; r++)
+        for (size_t s = 0; s < N_STATUS; s++) {
+            uint64_t v = atomic_load(&requests_total[r][s]);
+            if (!v)
+                continue;
+            if (counted_status[s])
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"",
+                         route_name((enum route)r), counted_status[s]);
+            else
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"",
+                         route_name((enum route)r));
+            metrics_sample(&b, "order_api_requests_total", labels, (double)v);
+        }
+    metrics_header(&b, "order_api_request_duration_seconds", "histogram", "HTTP request latency");
+    metrics_histogram(&b, "order_api_request_duration_seconds", "", &api_metrics.request_latency);
+    metrics_header(&b, "order_api_orders_created_total", "counter", "Orders stored");
+    metrics_sample(&b, "order_api_orders_created_total", "",
+                   (double)atomic_load(&api_metrics.orders_created));
+    metrics_header(&b, "order_api_idempotent_replays_total", "counter",
+                   "POST /orders answered from a stored Idempotency-Key");
+    metrics_sample(&b, "order_api_idempotent_replays_total", "",
+                   (double)atomic_load(&api_metrics.idempotent_replays));
+    metrics_header(&b, "order_api_group_commits_total", "counter", "Group-commit transactions");
+    metrics_sample(&b, "order_api_group_commits_total", "",
+                   (double)atomic_load(&api_metrics.group_commits));
+    metrics_header(&b, "order_api_commit_duration_seconds", "histogram",
+                   "Duration of one group commit");
+    metrics_histogram(&b, "order_api_commit_duration_seconds", "",
+                      &api_metrics.commit_batch_latency);
+    metrics_header(&b, "order_api_outbox_backlog", "gauge", "Outbox rows not yet sent to SQS");
+    metrics_sample(&b, "order_api_outbox_backlog", "", (double)publisher_backlog());
+    metrics_header(&b, "order_api_outbox_oldest_age_seconds", "gauge",
+                   "Age of the oldest unsent outbox row");
+    metrics_sample(&b, "order_api_outbox_oldest_age_seconds", "", publisher_oldest_age_s());
+    struct publisher_stats ps;
+    publisher_stats(&ps);
+    metrics_header(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS");
+    metrics_sample(&b, "order_api_sqs_messages_sent_total", "", (double)ps.sent);
+    metrics_header(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent");
+    metrics_sample(&b, "order_api_sqs_requests_total", "", (double)ps.requests);
+    metrics_header(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries");
+    metrics_sample(&b, "order_api_sqs_errors_total", "", (double)ps.errors);
+    metrics_header(&b, "order_api_outbox_rejected_total", "counter",
+                   "Outbox rows SQS refused for good (SenderFault), parked");
+    metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
+    metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
+    metrics_sample(&b, "order_api_db_errors_total", "",
+                   (double)atomic_load(&api_metrics.db_errors));
+    enum MHD_Result ret =
+        http_send_text(c, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
+    buf_free(&b);
+    return ret;
+}
