@@ -42,6 +42,7 @@ struct create_job {
     char id[UUID_STR_LEN];
     char correlation_id[CORRELATION_ID_MAX + 1];
     char idempotency_key[256]; /* "" when absent */
+    char principal[257];       /* who creates it (token sub), "" with auth off; scopes the key */
     char trace_header[256];    /* X-Amzn-Trace-Id, "" when absent */
     char traceparent[64];      /* W3C traceparent (ours or the client's) */
     /* output, filled by the committer before done() */
@@ -71,7 +72,6 @@ bool committer_abandon(struct create_job *j);
 void committer_stop(int64_t wait_ms);
 
 /* ---- publisher: outbox -> SQS ---- */
-
 
 int publisher_start(char *err, size_t errlen);
 /* Hands committed outbox rows over for immediate publishing; takes ownership

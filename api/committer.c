@@ -36,12 +36,14 @@ static bool cm_done;        /* the thread has finished, under cm_lock */
 static const char insert_sql[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bigint[], $5::text[],"
-    "                       $6::text[], $7::text[], $8::text[], $9::text[])"
+    "                       $6::text[], $7::text[], $8::text[], $9::text[], $12::text[])"
     "    AS t(id, customer_id, items, total_cents, currency, correlation_id, body,"
-    "         trace_header, traceparent)"
+    "         trace_header, traceparent, created_by)"
     "), ins AS ("
-    "  INSERT INTO orders (id, customer_id, items, total_cents, currency, correlation_id)"
-    "  SELECT id, customer_id, items, total_cents, currency, correlation_id FROM input"
+    "  INSERT INTO orders (id, customer_id, items, total_cents, currency, correlation_id,"
+    "                      created_by)"
+    "  SELECT id, customer_id, items, total_cents, currency, correlation_id,"
+    "         nullif(created_by, '') FROM input"
     "  RETURNING id, created_at"
     "), ob AS ("
     "  INSERT INTO outbox (order_id, body, correlation_id, trace_header, traceparent, queue_url)"
@@ -70,7 +72,7 @@ static int ensure_db(char *err, size_t errlen)
         PQfreeCancel(cm_cancel);
     cm_cancel = PQgetCancel(cm_db);
     pthread_mutex_unlock(&cm_lock);
-    PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 11, NULL);
+    PGresult *r = PQprepare(cm_db, "insert_orders", insert_sql, 12, NULL);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     int rc = 0;
     if (!ok) {
@@ -86,13 +88,20 @@ static int ensure_db(char *err, size_t errlen)
 
 static char *order_response(const struct create_job *j, const char *created_at)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:s, s:n}", "id", j->id,
-                          "status", "PENDING", "customer_id", j->req.customer_id, "currency",
-                          j->req.currency, "items", order_items_json(&j->req), "total_cents",
-                          (json_int_t)j->req.total_cents, "correlation_id", j->correlation_id,
-                          "created_at", created_at, "updated_at", created_at, "processed_at");
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_t *items = order_items_json(&j->req);
+    struct order_view v = {.id = j->id,
+                           .status = "PENDING",
+                           .customer_id = j->req.customer_id,
+                           .currency = j->req.currency,
+                           .items = items,
+                           .total_cents = j->req.total_cents,
+                           .correlation_id = j->correlation_id,
+                           .created_at = created_at,
+                           .updated_at = created_at};
+    json_t *o = order_json(&v);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
+    json_decref(items);
     return s;
 }
 
@@ -115,14 +124,14 @@ static void fail_job(struct create_job *j, int status, const char *code, const c
 static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *out, bool *conn_lost,
                         char *err, size_t errlen)
 {
-    struct buf a[9];
+    struct buf a[10];
     char actor[64];
-    const char *params[11];
+    const char *params[12];
     char **bodies = calloc(n, sizeof(char *));
     int rc = -1;
 
     snprintf(actor, sizeof(actor), "order-api/%s", log_instance_id());
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < 10; k++)
         db_array_init(&a[k]);
     for (size_t i = 0; i < n; i++) {
         struct create_job *j = jobs[i];
@@ -139,15 +148,17 @@ static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *o
         db_array_add(&a[6], bodies[i]);
         db_array_add(&a[7], j->trace_header);
         db_array_add(&a[8], j->traceparent);
+        db_array_add(&a[9], j->principal);
         free(items);
     }
     for (int k = 0; k < 9; k++)
         params[k] = db_array_finish(&a[k]);
     params[9] = actor;
     params[10] = api_cfg.queue_url;
+    params[11] = db_array_finish(&a[9]);
 
     *conn_lost = false;
-    PGresult *r = PQexecPrepared(cm_db, "insert_orders", 11, params, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(cm_db, "insert_orders", 12, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
         db_error(cm_db, r, err, errlen);
         *conn_lost = db_is_connection_error(cm_db, r);
@@ -180,7 +191,7 @@ out:
     for (size_t i = 0; i < n; i++)
         free(bodies[i]);
     free(bodies);
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < 10; k++)
         buf_free(&a[k]);
     return rc;
 }
@@ -211,12 +222,12 @@ static void publish(struct outbox_msg *msgs, struct create_job **jobs, size_t n)
 /* Looks up a stored key. Returns 1 and fills the job when found, 0 when new, -1 on error. */
 static int idempotency_lookup(struct create_job *j, char *err, size_t errlen, bool *lost)
 {
-    const char *p[] = {j->idempotency_key};
+    const char *p[] = {j->idempotency_key, j->principal};
     PGresult *r =
         PQexecParams(cm_db,
                      "SELECT request_hash, response_status, response_body FROM idempotency_keys"
-                     " WHERE key = $1",
-                     1, NULL, p, NULL, NULL, 0);
+                     " WHERE key = $1 AND principal = $2",
+                     2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         db_error(cm_db, r, err, errlen);
         *lost = db_is_connection_error(cm_db, r);
@@ -250,9 +261,10 @@ static void commit_idempotent(struct create_job *j)
     if (db_exec(cm_db, "BEGIN", err, sizeof(err)) != 0)
         goto db_fail;
     /* Serialises requests carrying the same key across every replica. */
-    const char *lp[] = {j->idempotency_key};
-    PGresult *r = PQexecParams(cm_db, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1,
-                               NULL, lp, NULL, NULL, 0);
+    const char *lp[] = {j->idempotency_key, j->principal};
+    PGresult *r =
+        PQexecParams(cm_db, "SELECT pg_advisory_xact_lock(hashtextextended($2 || ' ' || $1, 0))", 2,
+                     NULL, lp, NULL, NULL, 0);
     bool locked = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!locked)
         db_error(cm_db, r, err, sizeof(err));
@@ -272,11 +284,12 @@ static void commit_idempotent(struct create_job *j)
     if (insert_batch(one, 1, &msg, &lost, err, sizeof(err)) != 0)
         goto rollback;
     snprintf(status_s, sizeof(status_s), "%d", j->status);
-    const char *ip[] = {j->idempotency_key, j->req.hash, j->id, status_s, j->response_body};
+    const char *ip[] = {j->idempotency_key, j->req.hash,      j->id,
+                        status_s,           j->response_body, j->principal};
     r = PQexecParams(cm_db,
                      "INSERT INTO idempotency_keys (key, request_hash, order_id, response_status,"
-                     " response_body) VALUES ($1, $2, $3, $4, $5)",
-                     5, NULL, ip, NULL, NULL, 0);
+                     " response_body, principal) VALUES ($1, $2, $3, $4, $5, $6)",
+                     6, NULL, ip, NULL, NULL, 0);
     bool stored = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!stored) {
         db_error(cm_db, r, err, sizeof(err));

@@ -35,11 +35,19 @@ enum MHD_Result handle_create(struct req_ctx *c)
 
     if (!j)
         return http_send_error(c, 500, "internal", "out of memory", NULL, NULL, NULL);
-    if (order_parse(c->body.data ? c->body.data : "", c->body.len, &j->req, &errs) != 0) {
+    const char *own = c->caller.authenticated ? c->caller.customer : NULL;
+    if (order_parse_for(c->body.data ? c->body.data : "", c->body.len, own, &j->req, &errs) != 0) {
         free(j);
         return http_send_json(
             c, errs.status, order_error_json(errs.code, errs.message, errs.details, errs.n), NULL);
     }
+    if (own && !c->caller.admin && strcmp(j->req.customer_id, own) != 0) {
+        free(j);
+        return http_send_error(c, 403, "forbidden",
+                               "orders may only be placed for your own customer", "customer_id",
+                               "must be your own customer (or omitted)", NULL);
+    }
+    util_strlcpy(j->principal, c->caller.principal, sizeof(j->principal));
     const char *key = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Idempotency-Key");
     if (key) {
         size_t n = strlen(key);
@@ -99,8 +107,42 @@ enum MHD_Result handle_create_done(struct req_ctx *c)
     return ret;
 }
 
+static const char *const list_params[] = {"status", "limit", "cursor", "customer_id", NULL};
+
+static enum MHD_Result unknown_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    (void)value;
+    for (size_t i = 0; list_params[i]; i++)
+        if (strcmp(key, list_params[i]) == 0)
+            return MHD_YES;
+    *(const char **)cls = key;
+    return MHD_NO; /* stop at the first unknown one */
+}
+
 static enum MHD_Result list_orders(struct req_ctx *c)
 {
+    const char *unknown = NULL;
+    MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, unknown_param, &unknown);
+    if (unknown) {
+        char field[64];
+        util_strlcpy(field, unknown, sizeof(field));
+        return http_send_error(c, 400, "invalid_parameter", "unknown query parameter", field,
+                               "is not a parameter of GET /orders (status, limit, cursor, "
+                               "customer_id)",
+                               NULL);
+    }
+    const char *customer = req_tenant(c);
+    const char *filter = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "customer_id");
+    if (filter) {
+        if (customer && strcmp(filter, customer) != 0)
+            return http_send_error(c, 403, "forbidden",
+                                   "listing another customer's orders needs "
+                                   "the admin scope",
+                                   "customer_id", "must be your own customer", NULL);
+        customer = filter;
+    }
     const char *status = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "status");
     const char *limit_s = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "limit");
     const char *cursor = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "cursor");
@@ -109,9 +151,9 @@ static enum MHD_Result list_orders(struct req_ctx *c)
     char cursor_id[UUID_STR_LEN] = "";
 
     if (status && strcmp(status, "PENDING") != 0 && strcmp(status, "PROCESSED") != 0 &&
-        strcmp(status, "CANCELED") != 0)
+        strcmp(status, "CANCELED") != 0 && strcmp(status, "FAILED") != 0)
         return http_send_error(c, 400, "invalid_parameter", "status is not valid", "status",
-                               "must be PENDING, PROCESSED or CANCELED", NULL);
+                               "must be PENDING, PROCESSED, FAILED or CANCELED", NULL);
     if (limit_s) {
         char *end;
         long v = strtol(limit_s, &end, 10);
@@ -134,8 +176,8 @@ static enum MHD_Result list_orders(struct req_ctx *c)
     }
     json_t *orders;
     char *next = NULL;
-    enum store_rc rc =
-        store_list_orders(status, limit, cursor_us, cursor ? cursor_id : NULL, &orders, &next);
+    enum store_rc rc = store_list_orders(customer, status, limit, cursor_us,
+                                         cursor ? cursor_id : NULL, &orders, &next);
     if (rc != STORE_OK)
         return http_send_store_error(c, rc);
     json_t *body = json_pack("{s:o, s:s?}", "orders", orders, "next_cursor", next);
@@ -168,16 +210,18 @@ enum MHD_Result handle_request(struct req_ctx *c)
     case R_ORDERS: /* GET; POST goes through create_order */
         return list_orders(c);
     case R_ORDER:
-        rc = store_get_order(c->id, &o);
+        rc = store_get_order(c->id, req_tenant(c), &o);
         return rc == STORE_OK ? http_send_json(c, 200, o, NULL) : http_send_store_error(c, rc);
     case R_ORDER_EVENTS:
-        rc = store_order_events(c->id, &o);
+        rc = store_order_events(c->id, req_tenant(c), &o);
         if (rc != STORE_OK)
             return http_send_store_error(c, rc);
         return http_send_json(c, 200, json_pack("{s:s, s:o}", "order_id", c->id, "events", o),
                               NULL);
     case R_ORDER_CANCEL:
-        rc = store_cancel_order(c->id, c->correlation_id, &o);
+        rc = store_cancel_order(c->id, req_tenant(c),
+                                c->caller.principal[0] ? c->caller.principal : NULL,
+                                c->correlation_id, &o);
         if (rc == STORE_OK)
             return http_send_json(c, 200, o, NULL);
         if (rc == STORE_CONFLICT) {

@@ -18,8 +18,18 @@
 #include "routes.h"
 #include "store.h"
 
+/* Who is calling, once authenticated (auth.c); with AUTH_MODE=off nobody
+ * is, and every caller acts on every customer. */
+struct caller {
+    bool authenticated;
+    bool admin;          /* may act on every customer */
+    char principal[257]; /* the token's sub; never the token */
+    char customer[257];  /* the caller's own customer */
+};
+
 struct req_ctx {
     enum route route;
+    struct caller caller;
     const char *method;
     char id[UUID_STR_LEN];
     char correlation_id[CORRELATION_ID_MAX + 1];
@@ -35,6 +45,13 @@ struct req_ctx {
     int64_t start_ms;
     struct req_ctx *susp_prev, *susp_next; /* suspended POSTs, for shutdown */
 };
+
+/* The customer a request is scoped to: the caller's own, or NULL for every
+ * customer (admin scope, or auth off). */
+static inline const char *req_tenant(const struct req_ctx *c)
+{
+    return (c->caller.authenticated && !c->caller.admin) ? c->caller.customer : NULL;
+}
 
 enum MHD_Result http_send_text(struct req_ctx *c, int status, const char *type, const char *body,
                                size_t len, const char *const *headers);

@@ -36,6 +36,11 @@ static pthread_key_t store_key;
                                                                                            "bigin" \
                                                                                            "t"
 
+/* $N::text IS NULL OR customer_id = $N: a caller without the admin scope
+ * passes its own customer and sees nothing else; another customer's order
+ * answers exactly as one that does not exist. */
+#define TENANT(n) "($" #n "::text IS NULL OR customer_id = $" #n ")"
+
 static void conn_free(void *p)
 {
     PQfinish((PGconn *)p);
@@ -79,40 +84,27 @@ static enum store_rc failed(PGconn *c, PGresult *r)
     return rc;
 }
 
-static json_t *nullable(PGresult *r, int row, int col)
+static const char *opt(PGresult *r, int row, int col)
 {
-    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
 static json_t *order_row(PGresult *r, int row)
 {
-    /* jsonb reorders keys; give items back in the order clients sent them */
-    json_t *stored = json_loads(PQgetvalue(r, row, 4), 0, NULL);
-    json_t *items = json_array();
-    size_t i;
-    json_t *it;
-    json_array_foreach(stored, i, it)
-    {
-        json_t *o = json_object();
-        json_object_set(o, "product_id", json_object_get(it, "product_id"));
-        json_object_set(o, "quantity", json_object_get(it, "quantity"));
-        json_object_set(o, "unit_price_cents", json_object_get(it, "unit_price_cents"));
-        json_array_append_new(items, o);
-    }
-    json_decref(stored);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(PQgetvalue(r, row, 0)));
-    json_object_set_new(o, "status", json_string(PQgetvalue(r, row, 1)));
-    json_object_set_new(o, "customer_id", json_string(PQgetvalue(r, row, 2)));
-    json_object_set_new(o, "currency", json_string(PQgetvalue(r, row, 3)));
-    json_object_set_new(o, "items", items);
-    json_object_set_new(o, "total_cents", json_integer(strtoll(PQgetvalue(r, row, 5), NULL, 10)));
-    json_object_set_new(o, "correlation_id", json_string(PQgetvalue(r, row, 6)));
-    json_object_set_new(o, "created_at", json_string(PQgetvalue(r, row, 7)));
-    json_object_set_new(o, "updated_at", json_string(PQgetvalue(r, row, 8)));
-    json_object_set_new(o, "processed_at", nullable(r, row, 9));
-    if (!PQgetisnull(r, row, 10))
-        json_object_set_new(o, "canceled_at", json_string(PQgetvalue(r, row, 10)));
+    json_t *items = json_loads(PQgetvalue(r, row, 4), 0, NULL);
+    struct order_view v = {.id = PQgetvalue(r, row, 0),
+                           .status = PQgetvalue(r, row, 1),
+                           .customer_id = PQgetvalue(r, row, 2),
+                           .currency = PQgetvalue(r, row, 3),
+                           .items = items,
+                           .total_cents = strtoll(PQgetvalue(r, row, 5), NULL, 10),
+                           .correlation_id = PQgetvalue(r, row, 6),
+                           .created_at = PQgetvalue(r, row, 7),
+                           .updated_at = PQgetvalue(r, row, 8),
+                           .processed_at = opt(r, row, 9),
+                           .canceled_at = opt(r, row, 10)};
+    json_t *o = order_json(&v);
+    json_decref(items);
     return o;
 }
 
@@ -128,14 +120,15 @@ enum store_rc store_ping(void)
     return STORE_OK;
 }
 
-enum store_rc store_get_order(const char *id, json_t **order)
+enum store_rc store_get_order(const char *id, const char *customer, json_t **order)
 {
     PGconn *c = conn();
     if (!c)
         return STORE_UNAVAILABLE;
-    const char *p[] = {id};
-    PGresult *r = PQexecParams(c, "SELECT " ORDER_COLUMNS " FROM orders WHERE id = $1", 1, NULL, p,
-                               NULL, NULL, 0);
+    const char *p[] = {id, customer};
+    PGresult *r =
+        PQexecParams(c, "SELECT " ORDER_COLUMNS " FROM orders WHERE id = $1 AND " TENANT(2), 2,
+                     NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
     enum store_rc rc = STORE_NOT_FOUND;
@@ -147,34 +140,37 @@ enum store_rc store_get_order(const char *id, json_t **order)
     return rc;
 }
 
-enum store_rc store_list_orders(const char *status, int limit, int64_t cursor_us,
-                                const char *cursor_id, json_t **orders, char **next_cursor)
+enum store_rc store_list_orders(const char *customer, const char *status, int limit,
+                                int64_t cursor_us, const char *cursor_id, json_t **orders,
+                                char **next_cursor)
 {
     char lim[16], cur[32];
     PGconn *c = conn();
     if (!c)
         return STORE_UNAVAILABLE;
-    snprintf(lim, sizeof(lim), "%d", limit);
+    /* one row more than the page tells whether another page exists */
+    snprintf(lim, sizeof(lim), "%d", limit + 1);
     snprintf(cur, sizeof(cur), "%lld", (long long)cursor_us);
     /* Keyset pagination on (created_at, id): rows inserted while a client pages
      * are newer than its cursor, so pages neither skip nor repeat rows. */
-    const char *p[] = {status, lim, cursor_id ? cur : NULL, cursor_id};
+    const char *p[] = {status, lim, cursor_id ? cur : NULL, cursor_id, customer};
     PGresult *r = PQexecParams(
         c,
         "SELECT " ORDER_COLUMNS " FROM orders"
-        " WHERE ($1::text IS NULL OR status = $1)"
-        "   AND ($3::bigint IS NULL OR (created_at, id) <"
-        "        (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::uuid))"
-        " ORDER BY created_at DESC, id DESC LIMIT $2::int",
-        4, NULL, p, NULL, NULL, 0);
+        " WHERE ($1::text IS NULL OR status = $1) AND " TENANT(
+            5) ""
+               "   AND ($3::bigint IS NULL OR (created_at, id) <"
+               "        (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::uuid))"
+               " ORDER BY created_at DESC, id DESC LIMIT $2::int",
+        5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
     *orders = json_array();
     *next_cursor = NULL;
-    int n = PQntuples(r);
+    int n = PQntuples(r) > limit ? limit : PQntuples(r);
     for (int i = 0; i < n; i++)
         json_array_append_new(*orders, order_row(r, i));
-    if (n == limit) {
+    if (PQntuples(r) > limit) {
         if (asprintf(next_cursor, "%s_%s", PQgetvalue(r, n - 1, 11), PQgetvalue(r, n - 1, 0)) < 0)
             *next_cursor = NULL;
     }
@@ -182,18 +178,20 @@ enum store_rc store_list_orders(const char *status, int limit, int64_t cursor_us
     return STORE_OK;
 }
 
-enum store_rc store_order_events(const char *id, json_t **events)
+enum store_rc store_order_events(const char *id, const char *customer, json_t **events)
 {
     PGconn *c = conn();
     if (!c)
         return STORE_UNAVAILABLE;
-    const char *p[] = {id};
-    PGresult *r = PQexecParams(c,
-                               "SELECT " TS("e.at") ", e.step, e.actor, e.correlation_id,"
-                                                    " e.detail::text FROM orders o"
-                                                    " LEFT JOIN order_events e ON e.order_id = o.id"
-                                                    " WHERE o.id = $1 ORDER BY e.at, e.id",
-                               1, NULL, p, NULL, NULL, 0);
+    const char *p[] = {id, customer};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT " TS("e.at") ", e.step, e.actor, e.correlation_id,"
+                             " e.detail::text FROM orders o"
+                             " LEFT JOIN order_events e ON e.order_id = o.id"
+                             " WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)"
+                             " ORDER BY e.at, e.id",
+        2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
     if (PQntuples(r) == 0) {
@@ -214,29 +212,32 @@ enum store_rc store_order_events(const char *id, json_t **events)
     return STORE_OK;
 }
 
-enum store_rc store_cancel_order(const char *id, const char *correlation_id, json_t **order)
+enum store_rc store_cancel_order(const char *id, const char *customer, const char *principal,
+                                 const char *correlation_id, json_t **order)
 {
     char actor[64];
     PGconn *c = conn();
     if (!c)
         return STORE_UNAVAILABLE;
     snprintf(actor, sizeof(actor), "order-api/%s", log_instance_id());
-    const char *p[] = {id, actor, correlation_id};
+    const char *p[] = {id, actor, correlation_id, customer, principal};
     PGresult *r = PQexecParams(
         c,
         "WITH upd AS (UPDATE orders SET status = 'CANCELED', canceled_at = now(),"
-        "   updated_at = now() WHERE id = $1 AND status = 'PENDING'"
-        "   RETURNING id, correlation_id),"
-        " ev AS (INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
-        "   SELECT id, 'CANCELED', $2, correlation_id,"
-        "          jsonb_build_object('request_correlation_id', $3::text) FROM upd)"
-        " SELECT count(*) FROM upd",
-        3, NULL, p, NULL, NULL, 0);
+        "   updated_at = now() WHERE id = $1 AND status = 'PENDING' AND " TENANT(
+            4) ""
+               "   RETURNING id, correlation_id),"
+               " ev AS (INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
+               "   SELECT id, 'CANCELED', $2, correlation_id,"
+               "          jsonb_build_object('request_correlation_id', $3::text,"
+               "                             'canceled_by', $5::text) FROM upd)"
+               " SELECT count(*) FROM upd",
+        5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
     bool canceled = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     PQclear(r);
-    enum store_rc rc = store_get_order(id, order);
+    enum store_rc rc = store_get_order(id, customer, order);
     if (rc != STORE_OK)
         return rc;
     if (canceled)

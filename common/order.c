@@ -145,6 +145,12 @@ void order_request_hash(struct order_request *o)
 
 int order_parse(const char *body, size_t len, struct order_request *out, struct order_errors *e)
 {
+    return order_parse_for(body, len, NULL, out, e);
+}
+
+int order_parse_for(const char *body, size_t len, const char *default_customer,
+                    struct order_request *out, struct order_errors *e)
+{
     static const char *const top_keys[] = {"customer_id", "currency", "items", NULL};
     static const char *const item_keys[] = {"product_id", "quantity", "unit_price_cents", NULL};
     json_error_t jerr;
@@ -183,7 +189,15 @@ int order_parse(const char *body, size_t len, struct order_request *out, struct 
     }
 
     reject_unknown(root, top_keys, "", e);
-    take_string(root, "customer_id", "customer_id", out->customer_id, e);
+    if (default_customer && !json_object_get(root, "customer_id")) {
+        size_t n = strlen(default_customer);
+        if (n == 0 || n > ORDER_MAX_STR)
+            add_error(e, "customer_id", "the token's customer must be 1-%d bytes", ORDER_MAX_STR);
+        else
+            memcpy(out->customer_id, default_customer, n + 1);
+    } else {
+        take_string(root, "customer_id", "customer_id", out->customer_id, e);
+    }
 
     json_t *cur = json_object_get(root, "currency");
     if (!cur) {
@@ -326,4 +340,59 @@ json_t *order_error_json(const char *code, const char *message, const struct fie
             d, json_pack("{s:s, s:s}", "field", details[i].field, "message", details[i].message));
     return json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message, "details",
                      d);
+}
+
+/* Sets key to a new value; false (and v released) when either is NULL. */
+static bool put(json_t *o, const char *key, json_t *v)
+{
+    return v && json_object_set_new(o, key, v) == 0;
+}
+
+static json_t *items_canonical(json_t *items)
+{
+    json_t *a = json_array();
+    size_t i;
+    json_t *it;
+    if (!a)
+        return NULL;
+    json_array_foreach(items, i, it)
+    {
+        json_t *o = json_object();
+        if (!o || json_array_append_new(a, o) != 0 ||
+            !put(o, "product_id", json_copy(json_object_get(it, "product_id"))) ||
+            !put(o, "quantity", json_copy(json_object_get(it, "quantity"))) ||
+            !put(o, "unit_price_cents", json_copy(json_object_get(it, "unit_price_cents")))) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *order_json(const struct order_view *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    bool ok = put(o, "id", json_string(v->id)) && put(o, "status", json_string(v->status)) &&
+              put(o, "customer_id", json_string(v->customer_id)) &&
+              put(o, "currency", json_string(v->currency)) &&
+              put(o, "items", items_canonical(v->items)) &&
+              put(o, "total_cents", json_integer((json_int_t)v->total_cents)) &&
+              put(o, "correlation_id", json_string(v->correlation_id)) &&
+              put(o, "created_at", json_string(v->created_at)) &&
+              put(o, "updated_at", json_string(v->updated_at)) &&
+              put(o, "processed_at", str_or_null(v->processed_at)) &&
+              (!v->canceled_at || put(o, "canceled_at", json_string(v->canceled_at))) &&
+              (!v->failure_reason || put(o, "failure_reason", json_string(v->failure_reason)));
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

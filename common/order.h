@@ -54,6 +54,10 @@ struct order_errors {
 
 /* Parses and validates a POST /orders body. Returns 0 and fills out, or -1 and fills errs. */
 int order_parse(const char *body, size_t len, struct order_request *out, struct order_errors *errs);
+/* Same, but a body without customer_id takes default_customer (the caller's
+ * own customer, from its token) when that is not NULL. */
+int order_parse_for(const char *body, size_t len, const char *default_customer,
+                    struct order_request *out, struct order_errors *errs);
 
 /* Fills o->hash: SHA-256 of a canonical rendering (sorted keys, no
  * whitespace), so bodies that differ only in key order or spacing are the
@@ -63,6 +67,26 @@ void order_request_hash(struct order_request *o);
 
 /* items as stored in the jsonb column and returned to clients (new reference). */
 json_t *order_items_json(const struct order_request *o);
+
+/* An order as clients see it, from whichever source holds it (a request just
+ * committed, a database row). Strings are borrowed. */
+struct order_view {
+    const char *id;
+    const char *status;
+    const char *customer_id;
+    const char *currency;
+    json_t *items; /* borrowed array of items; keys are rendered in a fixed order */
+    int64_t total_cents;
+    const char *correlation_id;
+    const char *created_at;
+    const char *updated_at;
+    const char *processed_at;   /* NULL renders null */
+    const char *canceled_at;    /* NULL: omitted */
+    const char *failure_reason; /* NULL: omitted */
+};
+/* The one rendering of an order: GET /orders/{id}, listings, the 201 of a
+ * POST, cancel answers and event payloads all use it. NULL when out of memory. */
+json_t *order_json(const struct order_view *v);
 
 /* True when s may be used as a correlation id: 1-128 characters of [A-Za-z0-9._-]. */
 bool order_correlation_id_valid(const char *s);

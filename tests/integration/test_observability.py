@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from conftest import BIN, Api, Worker, base_env, free_port
+from conftest import VALID_ORDER, BIN, Api, Worker, base_env, free_port
 
 
 def test_timeline_records_every_step_in_order(queue, procs):
@@ -169,6 +169,29 @@ def test_listing_pages_newest_first_and_stable_under_inserts(queue, procs):
     r = api.get("/orders?status=PENDING&limit=100").json()
     assert r["orders"] and all(o["status"] == "PENDING" for o in r["orders"])
     assert len(api.get("/orders").json()["orders"]) == 20
+
+
+def test_listing_last_page_has_no_cursor_and_unknown_parameters_are_refused(queue, procs):
+    """Issue 14: the last page used to carry a next_cursor leading to an empty
+    page, and unknown query parameters were silently ignored."""
+    api = Api(queue)
+    procs.append(api)
+    customer = "c-last-" + uuid.uuid4().hex[:8]
+    body = dict(VALID_ORDER, customer_id=customer)
+    for _ in range(4):
+        assert api.post(body).status_code == 201
+    page = api.get(f"/orders?customer_id={customer}&limit=2").json()
+    assert len(page["orders"]) == 2 and page["next_cursor"]
+    last = api.get(f"/orders?customer_id={customer}&limit=2&cursor={page['next_cursor']}").json()
+    assert len(last["orders"]) == 2
+    assert last["next_cursor"] is None, last
+    exact = api.get(f"/orders?customer_id={customer}&limit=4").json()
+    assert len(exact["orders"]) == 4 and exact["next_cursor"] is None
+    r = api.get("/orders?limt=5")
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["code"] == "invalid_parameter" and e["details"][0]["field"] == "limt"
+    assert api.get("/orders/").status_code == 200  # the documented trailing slash
 
 
 def run(args, env):
