@@ -136,6 +136,10 @@ static enum MHD_Result list_orders(struct req_ctx *c)
     const char *customer = req_tenant(c);
     const char *filter = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "customer_id");
     if (filter) {
+        size_t fl = strlen(filter);
+        if (fl == 0 || fl > ORDER_MAX_STR)
+            return http_send_error(c, 400, "invalid_parameter", "customer_id is not valid",
+                                   "customer_id", "must be 1-128 bytes", NULL);
         if (customer && strcmp(filter, customer) != 0)
             return http_send_error(c, 403, "forbidden",
                                    "listing another customer's orders needs "
