@@ -445,6 +445,28 @@ static int check_ipv4(const char *s, char *why, size_t whylen)
     return 0;
 }
 
+/* libpq checks a port only when it connects: "5432" or, with several hosts,
+ * "5432,,5433" (an empty item is the default port). */
+static bool ports_valid(const char *v)
+{
+    for (;;) {
+        size_t n = strcspn(v, ",");
+        long port = 0;
+        if (n > 5)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i] < '0' || v[i] > '9')
+                return false;
+            port = port * 10 + (v[i] - '0');
+        }
+        if (n && (port < 1 || port > 65535))
+            return false;
+        if (!v[n])
+            return true;
+        v += n + 1;
+    }
+}
+
 /* libpq's own parser decides what it accepts; its error text quotes the
  * string, password included, so only our words reach the message. */
 static int check_database_url(const char *s, char *why, size_t whylen)
@@ -453,7 +475,7 @@ static int check_database_url(const char *s, char *why, size_t whylen)
     char *perr = NULL;
     PQconninfoOption *opts;
     bool uri = strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
-    bool host = false;
+    bool host = false, port_ok = true;
 
     if (bad) {
         set_err(why, whylen, "must be printable ASCII (byte 0x%02x at offset %zu)",
@@ -465,10 +487,19 @@ static int check_database_url(const char *s, char *why, size_t whylen)
         set_err(why, whylen, "is not a valid libpq connection string or URI");
         return -1;
     }
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if ((!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr")) && o->val && *o->val)
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if ((!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr")) && *o->val)
             host = true;
+        if (!strcmp(o->keyword, "port") && !ports_valid(o->val))
+            port_ok = false;
+    }
     PQconninfoFree(opts);
+    if (!port_ok) {
+        set_err(why, whylen, "must have ports from 1 to 65535");
+        return -1;
+    }
     if (uri && !host) {
         set_err(why, whylen, "must name a host or a socket directory (postgresql://host/db)");
         return -1;
