@@ -282,7 +282,7 @@ def test_help_readme_and_code_name_the_same_variables():
         assert (var in api, var in worker) == expect, f"{var}: README says {who}"
         for table in (api, worker):
             if var in table:
-                assert table[var] == default, f"{var}: --help default {table[var]!r}, README {default!r}"
+                assert table[var] == default, f"{var}: --help {table[var]!r}, README {default!r}"
     code = code_variables()
     assert code == set(README), (f"read by the code, not in README: {sorted(code - set(README))}; "
                                  f"in README, not in the code: {sorted(set(README) - code)}")
