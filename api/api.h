@@ -19,17 +19,48 @@
 #include "sqs.h"
 #include "util.h"
 
+/* AUTH_MODE */
+enum api_auth_mode { API_AUTH_JWT = 0, API_AUTH_OFF = 1 };
+/* AUTH_ALGORITHMS, a set */
+#define API_AUTH_RS256 0x1u
+#define API_AUTH_ES256 0x2u
+
+/* JSON Web Token authentication (AUTH_*); read when mode is API_AUTH_JWT. */
+struct api_auth_config {
+    int mode;                   /* enum api_auth_mode */
+    const char *issuer;         /* AUTH_ISSUER: the exact iss claim */
+    const char *audience;       /* AUTH_AUDIENCE: comma-separated accepted aud values */
+    unsigned algorithms;        /* AUTH_ALGORITHMS: API_AUTH_RS256 | API_AUTH_ES256 */
+    int64_t leeway_s;           /* AUTH_LEEWAY_S: clock skew allowed on exp/nbf/iat */
+    const char *scope_prefix;   /* AUTH_SCOPE_PREFIX: "orders/" as in orders/read */
+    const char *customer_claim; /* AUTH_CUSTOMER_CLAIM: claim naming the customer */
+    const char *jwks_url;       /* AUTH_JWKS_URL, or NULL */
+    const char *jwks_file;      /* AUTH_JWKS_FILE, or NULL */
+    int64_t jwks_refresh_s;     /* AUTH_JWKS_REFRESH_S */
+    int64_t jwks_min_refresh_s; /* AUTH_JWKS_MIN_REFRESH_S: no refetch sooner (unknown kid) */
+    int64_t jwks_timeout_ms;    /* AUTH_JWKS_TIMEOUT_MS */
+};
+
+/* Filled once at start from the table in main.c; read-only afterwards. */
 struct api_config {
     int64_t port;
     const char *bind_address; /* BIND_ADDRESS, default 0.0.0.0 */
     const char *database_url;
     const char *queue_url;
-    int64_t threads;           /* libmicrohttpd worker threads */
-    int64_t max_connections;   /* concurrent client connections */
-    int64_t client_timeout_s;  /* idle / slow client timeout */
-    int64_t shutdown_grace_ms; /* drain time on SIGTERM */
-    int64_t batch_max;         /* orders per group commit */
-    int64_t relay_interval_ms; /* how often the relay looks for unsent outbox rows */
+    int64_t threads;            /* libmicrohttpd worker threads */
+    int64_t max_connections;    /* concurrent client connections */
+    int64_t client_timeout_s;   /* idle / slow client timeout */
+    int64_t shutdown_grace_ms;  /* drain time on SIGTERM */
+    int64_t batch_max;          /* orders per group commit */
+    int64_t relay_interval_ms;  /* how often the relay looks for unsent outbox rows */
+    int log_level;              /* LOG_LEVEL: enum log_level */
+    int log_format;             /* LOG_FORMAT: enum config_log_format */
+    int64_t metrics_port;       /* METRICS_PORT: 0 = no metrics listener */
+    int64_t rate_limit_rps;     /* RATE_LIMIT_RPS: 0 = no rate limit */
+    int64_t rate_limit_burst;   /* RATE_LIMIT_BURST */
+    const char *migrations_dir; /* MIGRATIONS_DIR, or NULL: beside the executable */
+    const char *openapi_path;   /* OPENAPI_PATH, or NULL: beside the executable */
+    struct api_auth_config auth;
     struct sqs_config sqs;
 };
 extern struct api_config api_cfg;

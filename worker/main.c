@@ -1,6 +1,7 @@
 /*
- * main.c - order-worker: configuration, signals, the metrics endpoint, and
- * the event loop that does the work (loop.c).
+ * main.c - order-worker: its configuration table (every variable it reads,
+ * printed by --help), signals, the metrics endpoint, and the event loop that
+ * does the work (loop.c).
  *
  * SIGTERM and SIGINT arrive through a signalfd watched by the loop, so a
  * stop is just another event: no handler runs in the middle of a request.
@@ -33,45 +34,106 @@ static const char usage[] =
     "usage: order-worker [--help] [--version]\n"
     "\n"
     "Long-polls SQS_QUEUE_URL, pays each order after PAYMENT_DELAY_MS and marks it\n"
-    "PROCESSED. Configuration comes from the environment (see README.md):\n"
-    "  DATABASE_URL (required), SQS_QUEUE_URL (required), AWS_REGION, AWS_ENDPOINT_URL_SQS,\n"
-    "  AWS credentials (environment or ECS container endpoint), LOG_LEVEL (info),\n"
-    "  PAYMENT_DELAY_MS (2000), WORKER_MAX_IN_FLIGHT (1000), WORKER_MAX_POLLS (20),\n"
-    "  WORKER_WAIT_TIME_S (20), WORKER_VISIBILITY_TIMEOUT_S (30), WORKER_POISON_DELAY_S (10),\n"
-    "  WORKER_SHUTDOWN_GRACE_MS (25000), METRICS_PORT (9100, 0 = off), BIND_ADDRESS (0.0.0.0).\n";
+    "PROCESSED.\n";
 
-static void die_config(const char *err)
-{
-    fprintf(stderr, "order-worker: configuration error: %s\n", err);
-    exit(2);
-}
+/* ---- the configuration table: every variable order-worker reads ---- */
 
+static const struct config_var cf_payment_delay_ms = {
+    .name = "PAYMENT_DELAY_MS",
+    .def = "2000",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 600000,
+    .help = "simulated payment time, milliseconds",
+};
+static const struct config_var cf_worker_max_in_flight = {
+    .name = "WORKER_MAX_IN_FLIGHT",
+    .def = "1000",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 10,
+    .max = 100000,
+    .help = "most orders held at once",
+};
+static const struct config_var cf_worker_max_polls = {
+    .name = "WORKER_MAX_POLLS",
+    .def = "20",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 1,
+    .max = 200,
+    .help = "most long polls outstanding at once",
+};
+static const struct config_var cf_worker_wait_time_s = {
+    .name = "WORKER_WAIT_TIME_S",
+    .def = "20",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 20,
+    .help = "WaitTimeSeconds of each long poll",
+};
+static const struct config_var cf_worker_visibility_timeout_s = {
+    .name = "WORKER_VISIBILITY_TIMEOUT_S",
+    .def = "30",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 5,
+    .max = 43200,
+    .help = "visibility asked for on receive, extended while an order is held",
+};
+static const struct config_var cf_worker_poison_delay_s = {
+    .name = "WORKER_POISON_DELAY_S",
+    .def = "10",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 43200,
+    .help = "visibility given back to a message that cannot be processed",
+};
+static const struct config_var cf_worker_shutdown_grace_ms = {
+    .name = "WORKER_SHUTDOWN_GRACE_MS",
+    .def = "25000",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 600000,
+    .help = "time to finish held orders after SIGTERM, milliseconds",
+};
+
+static const struct config_entry worker_entries[] = {
+    {.var = &cf_log_level, .to.e = &wcfg.log_level},
+    {.var = &cf_log_format, .to.e = &wcfg.log_format},
+    {.var = &cf_database_url, .to.s = &wcfg.database_url},
+    {.var = &cf_sqs_queue_url, .to.s = &wcfg.queue_url},
+    CONFIG_AWS_ENTRIES,
+    {.var = &cf_bind_address, .to.s = &wcfg.bind_address},
+    {.var = &cf_metrics_port, .to.i = &wcfg.metrics_port},
+    {.var = &cf_payment_delay_ms, .to.i = &wcfg.payment_delay_ms},
+    {.var = &cf_worker_max_in_flight, .to.i = &wcfg.max_in_flight},
+    {.var = &cf_worker_max_polls, .to.i = &wcfg.max_polls},
+    {.var = &cf_worker_wait_time_s, .to.i = &wcfg.wait_time_s},
+    {.var = &cf_worker_visibility_timeout_s, .to.i = &wcfg.visibility_s},
+    {.var = &cf_worker_poison_delay_s, .to.i = &wcfg.poison_delay_s},
+    {.var = &cf_worker_shutdown_grace_ms, .to.i = &wcfg.shutdown_grace_ms},
+};
+static const struct config_table worker_table = {
+    CONFIG_WORKER,
+    worker_entries,
+    sizeof(worker_entries) / sizeof(worker_entries[0]),
+};
+
+/* Every variable, or exit 2 with one line on stderr naming the first bad one. */
 static void load_config(void)
 {
-    char err[256];
-    int64_t level;
-    if ((level = log_level_parse(config_str("LOG_LEVEL", "info"))) < 0)
-        die_config("LOG_LEVEL must be one of debug, info, warn, error");
-    log_init("order-worker", (enum log_level)level);
-    if (config_required("DATABASE_URL", &wcfg.database_url, err, sizeof(err)) != 0 ||
-        db_conninfo_check(wcfg.database_url, err, sizeof(err)) != 0 ||
-        config_required("SQS_QUEUE_URL", &wcfg.queue_url, err, sizeof(err)) != 0 ||
-        config_int("PAYMENT_DELAY_MS", 2000, 0, 600000, &wcfg.payment_delay_ms, err, sizeof(err)) !=
-            0 ||
-        config_int("WORKER_MAX_IN_FLIGHT", 1000, 10, 100000, &wcfg.max_in_flight, err,
-                   sizeof(err)) != 0 ||
-        config_int("WORKER_MAX_POLLS", 20, 1, 200, &wcfg.max_polls, err, sizeof(err)) != 0 ||
-        config_int("WORKER_WAIT_TIME_S", 20, 0, 20, &wcfg.wait_time_s, err, sizeof(err)) != 0 ||
-        config_int("WORKER_VISIBILITY_TIMEOUT_S", 30, 5, 43200, &wcfg.visibility_s, err,
-                   sizeof(err)) != 0 ||
-        config_int("WORKER_POISON_DELAY_S", 10, 0, 43200, &wcfg.poison_delay_s, err, sizeof(err)) !=
-            0 ||
-        config_int("WORKER_SHUTDOWN_GRACE_MS", 25000, 0, 600000, &wcfg.shutdown_grace_ms, err,
-                   sizeof(err)) != 0 ||
-        config_int("METRICS_PORT", 9100, 0, 65535, &wcfg.metrics_port, err, sizeof(err)) != 0 ||
-        sqs_config_from_env(&wcfg.sqs, err, sizeof(err)) != 0)
-        die_config(err);
-    wcfg.bind_address = config_str("BIND_ADDRESS", "0.0.0.0");
+    char err[512];
+    if (config_load(&worker_table, CONFIG_SERVE, err, sizeof(err)) != 0 ||
+        config_load_aws(&wcfg.sqs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "order-worker: configuration error: %s\n", err);
+        exit(2);
+    }
+    log_init("order-worker", (enum log_level)wcfg.log_level);
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
@@ -174,6 +236,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
+            config_help(&worker_table, stdout);
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {

@@ -15,6 +15,7 @@
 #include "sqs.h"
 #include "util.h"
 
+/* Filled once at start from the table in main.c; read-only afterwards. */
 struct worker_config {
     const char *database_url;
     const char *queue_url;
@@ -27,6 +28,8 @@ struct worker_config {
     int64_t poison_delay_s; /* visibility given back to a message we cannot process */
     int64_t shutdown_grace_ms;
     int64_t metrics_port; /* 0 disables /metrics */
+    int log_level;        /* LOG_LEVEL: enum log_level */
+    int log_format;       /* LOG_FORMAT: enum config_log_format */
     struct sqs_config sqs;
 };
 extern struct worker_config wcfg;

@@ -1,5 +1,5 @@
 /*
- * test_common.c - configuration parsing, trace headers, UUIDs, backoff,
+ * test_common.c - trace headers, UUIDs, backoff, the DATABASE_URL check,
  * PostgreSQL array literals and the Prometheus renderer.
  */
 #include <setjmp.h>
@@ -11,53 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "db.h"
 #include "metrics.h"
 #include "trace.h"
 #include "util.h"
-
-static void test_config_int_default_and_value(void **s)
-{
-    (void)s;
-    int64_t v;
-    char err[128];
-    unsetenv("T_INT");
-    assert_int_equal(config_int("T_INT", 42, 1, 100, &v, err, sizeof(err)), 0);
-    assert_int_equal(v, 42);
-    setenv("T_INT", "7", 1);
-    assert_int_equal(config_int("T_INT", 42, 1, 100, &v, err, sizeof(err)), 0);
-    assert_int_equal(v, 7);
-}
-
-static void test_config_int_rejects_garbage_and_range(void **s)
-{
-    (void)s;
-    int64_t v;
-    char err[128];
-    const char *bad[] = {"abc", "12x", "0", "101", "-5", " ", "99999999999999999999"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        setenv("T_INT", bad[i], 1);
-        assert_int_equal(config_int("T_INT", 42, 1, 100, &v, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "T_INT"));
-    }
-}
-
-static void test_config_required_names_variable(void **s)
-{
-    (void)s;
-    const char *v;
-    char err[128];
-    unsetenv("T_REQ");
-    assert_int_equal(config_required("T_REQ", &v, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "T_REQ"));
-    setenv("T_REQ", "", 1);
-    assert_int_equal(config_required("T_REQ", &v, err, sizeof(err)), -1);
-    setenv("T_REQ", "x", 1);
-    assert_int_equal(config_required("T_REQ", &v, err, sizeof(err)), 0);
-    assert_string_equal(v, "x");
-    assert_string_equal(config_str("T_UNSET_X", "dflt"), "dflt");
-}
 
 static void test_conninfo_check_hides_password(void **s)
 {
@@ -249,9 +206,6 @@ static void test_histogram_rendering(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_int_default_and_value),
-        cmocka_unit_test(test_config_int_rejects_garbage_and_range),
-        cmocka_unit_test(test_config_required_names_variable),
         cmocka_unit_test(test_conninfo_check_hides_password),
         cmocka_unit_test(test_traceparent_continues_or_starts),
         cmocka_unit_test(test_xray_header_kept_or_started),
