@@ -357,8 +357,10 @@ static void load_openapi(void)
     static const char *const rel[] = {"../share/order-service/openapi.yaml", "../api/openapi.yaml",
                                       NULL};
     char path[4096];
-    if (util_data_path("OPENAPI_PATH", rel, path, sizeof(path)))
-        http_openapi_doc = util_read_file(path, 1024 * 1024, &http_openapi_len);
+    const char *p = api_cfg.openapi_path ? api_cfg.openapi_path
+                                         : util_data_path(NULL, rel, path, sizeof(path));
+    if (p)
+        http_openapi_doc = util_read_file(p, 1024 * 1024, &http_openapi_len);
 }
 
 int http_start(char *err, size_t errlen)
