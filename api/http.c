@@ -42,6 +42,7 @@
 #define DISCARD_LIMIT (16 * 1024 * 1024) /* bytes of an oversized chunked body we skip */
 
 static struct MHD_Daemon *daemon_h;
+static struct MHD_Daemon *metrics_h; /* METRICS_PORT: /metrics never shares the public port */
 static _Atomic int in_flight;
 char *http_openapi_doc;
 size_t http_openapi_len;
@@ -240,6 +241,8 @@ static enum MHD_Result on_headers(struct req_ctx *c, const char *url, const char
                                "the request headers exceed 16384 bytes", "headers",
                                "must be at most 16384 bytes in all", NULL);
     c->route = route_of(url, c->id, &bad_id);
+    if (c->route == R_METRICS)
+        c->route = R_NONE; /* /metrics is served on METRICS_PORT only */
     if (c->route == R_NONE)
         return http_send_error(c, 404, "not_found", "no such route", NULL, NULL, NULL);
     if (!route_method_allowed(c->route, method)) {
@@ -357,10 +360,59 @@ static void load_openapi(void)
     static const char *const rel[] = {"../share/order-service/openapi.yaml", "../api/openapi.yaml",
                                       NULL};
     char path[4096];
-    const char *p = api_cfg.openapi_path ? api_cfg.openapi_path
-                                         : util_data_path(NULL, rel, path, sizeof(path));
+    const char *p =
+        api_cfg.openapi_path ? api_cfg.openapi_path : util_data_path(NULL, rel, path, sizeof(path));
     if (p)
         http_openapi_doc = util_read_file(p, 1024 * 1024, &http_openapi_len);
+}
+
+/* The metrics listener: GET /metrics and /healthz, answered on the first call. */
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                          const char *method, const char *version,
+                                          const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    struct req_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.conn = conn;
+    c.method = method;
+    util_strlcpy(c.correlation_id, "metrics", sizeof(c.correlation_id));
+    *upload_data_size = 0;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return http_send_error(&c, 405, "method_not_allowed", "method not allowed here", NULL, NULL,
+                               (const char *const[]){"Allow", "GET, HEAD", NULL});
+    if (strcmp(url, "/metrics") == 0) {
+        c.route = R_METRICS;
+        return metrics_api_page(&c);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        c.route = R_HEALTHZ;
+        return http_send_json(&c, 200, json_pack("{s:s}", "status", "ok"), NULL);
+    }
+    return http_send_error(&c, 404, "not_found", "no such route", NULL, NULL, NULL);
+}
+
+static int metrics_start(const struct sockaddr_in *public_addr, char *err, size_t errlen)
+{
+    if (api_cfg.metrics_port == 0)
+        return 0;
+    struct sockaddr_in addr = *public_addr;
+    addr.sin_port = htons((uint16_t)api_cfg.metrics_port);
+    metrics_h = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                 on_metrics_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
+                                 NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 10u, MHD_OPTION_END);
+    if (!metrics_h) {
+        snprintf(err, errlen, "METRICS_PORT: cannot listen on %s:%lld (in use, or not permitted)",
+                 api_cfg.bind_address, (long long)api_cfg.metrics_port);
+        return -1;
+    }
+    return 0;
 }
 
 int http_start(char *err, size_t errlen)
@@ -375,6 +427,8 @@ int http_start(char *err, size_t errlen)
     }
     load_openapi();
     store_init();
+    if (metrics_start(&addr, err, errlen) != 0)
+        return -1;
     daemon_h = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
@@ -417,6 +471,9 @@ void http_stop(int64_t grace_ms)
         }
     }
     MHD_stop_daemon(daemon_h);
+    if (metrics_h)
+        MHD_stop_daemon(metrics_h);
+    metrics_h = NULL;
     if (s != MHD_INVALID_SOCKET)
         close(s);
     daemon_h = NULL;

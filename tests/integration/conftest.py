@@ -126,7 +126,9 @@ class Api(Proc):
         self.port = free_port()
         env = base_env(queue_url)
         env["PORT"] = str(self.port)
+        env["METRICS_PORT"] = str(free_port())  # /metrics has its own listener
         env.update(extra_env or {})
+        self.metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}/metrics"
         super().__init__(name, [str(BIN / "order-api")], env)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 15

@@ -109,11 +109,13 @@ def test_metrics_endpoints(queue, procs):
     oid = api.post().json()["id"]
     api.get("/orders/not-a-uuid")
     api.wait_status(oid, "PROCESSED")
-    m = api.get("/metrics")
+    assert api.get("/metrics").status_code == 404  # never on the public port (issue 11)
+    m = requests.get(api.metrics_url, timeout=5)
     assert m.status_code == 200 and m.headers["Content-Type"].startswith("text/plain")
     t = m.text
     assert 'order_api_requests_total{route="/orders",status="201"} 1' in t
     assert 'order_api_requests_total{route="/orders/{id}",status="400"} 1' in t
+    assert 'order_api_requests_total{route="unknown",status="404"} 1' in t
     assert "order_api_request_duration_seconds_bucket{le=" in t
     assert "order_api_orders_created_total 1" in t
     assert "order_api_outbox_backlog" in t and "order_api_outbox_oldest_age_seconds" in t

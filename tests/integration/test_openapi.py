@@ -95,7 +95,6 @@ def test_document_covers_every_route():
         ("/orders/{id}/cancel", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
-        ("/metrics", "get"),
         ("/openapi.yaml", "get"),
     }
 

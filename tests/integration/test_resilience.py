@@ -136,7 +136,7 @@ def test_sqs_outage_accepts_orders_and_delivers_after(sqs, db, procs):
     for oid in ids:
         api.wait_status(oid, "PROCESSED", timeout=90)
     paid_once(db, ids)
-    m = requests.get(api.url + "/metrics", timeout=5).text
+    m = requests.get(api.metrics_url, timeout=5).text
     assert "order_api_sqs_errors_total" in m
 
 
