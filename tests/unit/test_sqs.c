@@ -1,10 +1,10 @@
 /*
  * test_sqs.c - the SQS client: JSON encoders and decoders, error
  * classification, configuration from the environment, and the transport
- * against a small HTTP/1.1 server running in a thread of this test.
+ * against the shared HTTP stub (tests/unit/http_stub.h) playing SQS.
  *
- * The server is scripted (one status and body per request) and counts
- * requests and accepted TCP connections, so retries and keep-alive are
+ * The stub is scripted (one status and body per request) and captures every
+ * request and counts accepted TCP connections, so retries and keep-alive are
  * observed from the far side of the socket rather than assumed.
  */
 #include <setjmp.h>
@@ -18,8 +18,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +29,7 @@
 #include "credentials.h"
 #include "sigv4.h"
 #include "sqs.h"
+#include "http_stub.h"
 
 #define QURL "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -770,267 +769,19 @@ static void test_config_tunables(void **state)
     env_clear();
 }
 
-/* ---- transport: a scripted HTTP/1.1 server ------------------------------- */
+/* ---- transport: SQS played by the shared HTTP stub ---------------------- */
 
+/* One scripted answer, in the order the tests list them. */
 struct reply {
     int status;
     const char *body;
-    bool hang_up;     /* close the connection without answering */
-    int delay_ms;     /* wait before answering */
-    size_t flood_len; /* answer 200 with this many bytes of body */
+    bool hang_up;    /* close the connection without answering */
+    int delay_ms;    /* wait before answering */
+    size_t fill_len; /* answer 200 with this many bytes of body */
 };
-
-struct server {
-    int lfd;
-    int port;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    bool stop;
-    struct reply script[16]; /* the last entry repeats */
-    size_t n_script;
-    /* observed */
-    int connections;
-    int requests;
-    int bad_requests;
-    char bad_reason[256];
-    char target[128];
-    char content_type[128];
-    char host[128];
-    char date[64];
-    char token[256];
-    char authorization[1024];
-    char body[8192];
-};
-
-static void copy_value(char *dst, size_t dstlen, const char *v, size_t n)
-{
-    if (n >= dstlen)
-        n = dstlen - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static bool server_stopping(struct server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    bool stop = s->stop;
-    pthread_mutex_unlock(&s->lock);
-    return stop;
-}
-
-/* Reads more bytes with a short poll so a stop request is noticed; returns
- * bytes read, 0 at EOF, -1 on error or stop. */
-static ssize_t read_some(struct server *s, int fd, char *buf, size_t cap)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (server_stopping(s))
-            return -1;
-        int n = poll(&p, 1, 50);
-        if (n < 0 && errno != EINTR)
-            return -1;
-        if (n > 0)
-            return recv(fd, buf, cap, 0);
-    }
-}
-
-static void check_request(struct server *s, const char *req_line, size_t line_len)
-{
-    const char *why = NULL;
-    if (line_len != 15 || strncmp(req_line, "POST / HTTP/1.1", 15) != 0)
-        why = "request line is not POST / HTTP/1.1";
-    else if (strncmp(s->target, "AmazonSQS.", 10) != 0)
-        why = "X-Amz-Target missing or wrong";
-    else if (strcmp(s->content_type, "application/x-amz-json-1.0") != 0)
-        why = "Content-Type wrong";
-    else if (strncmp(s->authorization, "AWS4-HMAC-SHA256 Credential=AKID/", 33) != 0)
-        why = "Authorization missing or wrong";
-    else if (!s->date[0])
-        why = "X-Amz-Date missing";
-    if (why) {
-        s->bad_requests++;
-        snprintf(s->bad_reason, sizeof(s->bad_reason), "%s", why);
-    }
-}
-
-/* Serves one connection until the peer closes it; false to drop it. */
-static bool serve_one(struct server *s, int fd, char *buf, size_t cap, size_t *have)
-{
-    char *end;
-    ssize_t n;
-
-    while (!(end = memmem(buf, *have, "\r\n\r\n", 4))) {
-        if (*have == cap || (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
-            return false;
-        *have += (size_t)n;
-    }
-    size_t head_len = (size_t)(end - buf) + 4;
-    size_t content_length = 0;
-    bool expect = false;
-
-    pthread_mutex_lock(&s->lock);
-    s->target[0] = s->content_type[0] = s->host[0] = s->date[0] = s->token[0] = '\0';
-    s->authorization[0] = '\0';
-    const char *line = buf;
-    const char *first_eol = memmem(buf, head_len, "\r\n", 2);
-    size_t req_line_len = (size_t)(first_eol - buf);
-    for (line = first_eol + 2; line < end;) {
-        const char *eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon) {
-            size_t nlen = (size_t)(colon - line);
-            const char *v = colon + 1;
-            while (v < eol && *v == ' ')
-                v++;
-            size_t vlen = (size_t)(eol - v);
-#define HDR(name, field)                                                                           \
-    if (nlen == strlen(name) && strncasecmp(line, name, nlen) == 0)                                \
-    copy_value(s->field, sizeof(s->field), v, vlen)
-            HDR("X-Amz-Target", target);
-            HDR("Content-Type", content_type);
-            HDR("Host", host);
-            HDR("X-Amz-Date", date);
-            HDR("X-Amz-Security-Token", token);
-            HDR("Authorization", authorization);
-#undef HDR
-            if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0)
-                content_length = strtoul(v, NULL, 10);
-            if (nlen == 6 && strncasecmp(line, "Expect", 6) == 0)
-                expect = true;
-        }
-        line = eol + 2;
-    }
-    check_request(s, buf, req_line_len);
-    if (expect) {
-        s->bad_requests++;
-        snprintf(s->bad_reason, sizeof(s->bad_reason), "Expect header sent");
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    while (*have < head_len + content_length) {
-        if (head_len + content_length > cap ||
-            (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
-            return false;
-        *have += (size_t)n;
-    }
-
-    pthread_mutex_lock(&s->lock);
-    copy_value(s->body, sizeof(s->body), buf + head_len, content_length);
-    size_t idx = (size_t)s->requests < s->n_script ? (size_t)s->requests : s->n_script - 1;
-    struct reply r = s->script[idx];
-    s->requests++;
-    pthread_mutex_unlock(&s->lock);
-
-    memmove(buf, buf + head_len + content_length, *have - head_len - content_length);
-    *have -= head_len + content_length;
-
-    if (r.delay_ms) {
-        struct timespec ts = {.tv_sec = r.delay_ms / 1000,
-                              .tv_nsec = (long)(r.delay_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (r.hang_up)
-        return false;
-    char head[256];
-    if (r.flood_len) {
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 r.flood_len);
-        if (send_all(fd, head, strlen(head)) != 0)
-            return false;
-        char chunk[65536];
-        memset(chunk, 'x', sizeof(chunk));
-        for (size_t sent = 0; sent < r.flood_len; sent += sizeof(chunk)) {
-            size_t k = r.flood_len - sent < sizeof(chunk) ? r.flood_len - sent : sizeof(chunk);
-            if (send_all(fd, chunk, k) != 0)
-                return false;
-        }
-        return true;
-    }
-    const char *body = r.body ? r.body : "";
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 %d Status\r\nContent-Type: application/x-amz-json-1.0\r\n"
-             "x-amzn-RequestId: 00000000-test\r\nContent-Length: %zu\r\n\r\n",
-             r.status, strlen(body));
-    return send_all(fd, head, strlen(head)) == 0 && send_all(fd, body, strlen(body)) == 0;
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-    size_t cap = 4 << 20;
-    char *buf = malloc(cap);
-    if (!buf)
-        abort(); /* cmocka's assertions may not jump out of another thread */
-
-    while (!server_stopping(s)) {
-        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&s->lock);
-        s->connections++;
-        pthread_mutex_unlock(&s->lock);
-        size_t have = 0;
-        while (serve_one(s, fd, buf, cap, &have))
-            ;
-        close(fd);
-    }
-    free(buf);
-    return NULL;
-}
-
-static struct server *server_start(const struct reply *script, size_t n)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    int one = 1;
-
-    assert_non_null(s);
-    assert_true(n >= 1 && n <= 16);
-    memcpy(s->script, script, n * sizeof(*script));
-    s->n_script = n;
-    pthread_mutex_init(&s->lock, NULL);
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
-    return s;
-}
-
-static void server_stop(struct server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->stop = true;
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
-    close(s->lfd);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
 
 struct fixture {
-    struct server *srv;
+    struct http_stub *srv;
     struct creds_provider *creds;
     struct sqs_client *client;
 };
@@ -1046,12 +797,23 @@ static void fixture_start(struct fixture *f, const struct reply *script, size_t 
     strcpy(c.secret_access_key, SECRET);
     if (session_token)
         strcpy(c.session_token, session_token);
-    f->srv = server_start(script, n);
+    f->srv = http_stub_start();
+    assert_non_null(f->srv);
+    for (size_t i = 0; i < n; i++) {
+        const struct http_stub_response r = {.status = script[i].status,
+                                             .body = script[i].body,
+                                             .content_type = "application/x-amz-json-1.0",
+                                             .headers = "x-amzn-RequestId: 00000000-test\r\n",
+                                             .delay_ms = script[i].delay_ms,
+                                             .hang_up = script[i].hang_up,
+                                             .fill_len = script[i].fill_len};
+        http_stub_push(f->srv, &r);
+    }
     f->creds = creds_provider_new_static(&c);
     assert_non_null(f->creds);
 
     memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "http://127.0.0.1:%d", f->srv->port);
+    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "%s", http_stub_url(f->srv));
     strcpy(cfg.region, "eu-west-1");
     cfg.verify_tls = true;
     cfg.connect_timeout_ms = 1000;
@@ -1067,14 +829,60 @@ static void fixture_stop(struct fixture *f)
 {
     sqs_client_free(f->client);
     creds_provider_free(f->creds);
-    server_stop(f->srv);
+    http_stub_stop(f->srv);
+}
+
+static int requests(struct fixture *f)
+{
+    return (int)http_stub_requests(f->srv);
+}
+
+static int connections(struct fixture *f)
+{
+    return (int)http_stub_connections(f->srv);
+}
+
+/* A header of the latest request, "" when absent (so string asserts fail cleanly). */
+static const char *last_header(struct fixture *f, const char *name)
+{
+    const char *v = http_stub_header(http_stub_last(f->srv), name);
+    return v ? v : "";
+}
+
+static const char *last_body(struct fixture *f)
+{
+    const struct http_stub_request *r = http_stub_last(f->srv);
+    return r ? r->body : "";
+}
+
+/* Why an SQS request is malformed, or NULL when it is what SQS expects. */
+static const char *sqs_request_problem(const struct http_stub_request *r)
+{
+    const char *target = http_stub_header(r, "X-Amz-Target");
+    const char *ctype = http_stub_header(r, "Content-Type");
+    const char *auth = http_stub_header(r, "Authorization");
+    if (strcmp(r->method, "POST") != 0 || strcmp(r->target, "/") != 0)
+        return "request line is not POST /";
+    if (!target || strncmp(target, "AmazonSQS.", 10) != 0)
+        return "X-Amz-Target missing or wrong";
+    if (!ctype || strcmp(ctype, "application/x-amz-json-1.0") != 0)
+        return "Content-Type wrong";
+    if (!auth || strncmp(auth, "AWS4-HMAC-SHA256 Credential=AKID/", 33) != 0)
+        return "Authorization missing or wrong";
+    if (!http_stub_header(r, "X-Amz-Date"))
+        return "X-Amz-Date missing";
+    if (http_stub_header(r, "Expect"))
+        return "Expect header sent";
+    return NULL;
 }
 
 static void assert_no_bad_requests(struct fixture *f)
 {
-    if (f->srv->bad_requests)
-        fail_msg("server saw %d malformed request(s): %s", f->srv->bad_requests,
-                 f->srv->bad_reason);
+    for (size_t i = 0; i < http_stub_requests(f->srv); i++) {
+        const char *why = sqs_request_problem(http_stub_request(f->srv, i));
+        if (why)
+            fail_msg("request %zu is malformed: %s", i, why);
+    }
 }
 
 static void assert_no_secret(const struct sqs_error *err)
@@ -1105,11 +913,11 @@ static void test_transport_retries_5xx(void **state)
     char *body = sqs_encode_send_message(QURL, &e);
     assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE, body, 0, &resp, &len, &err), 0);
     assert_int_equal(err.kind, SQS_ERR_NONE);
-    assert_int_equal(f.srv->requests, 3);
+    assert_int_equal(requests(&f), 3);
     assert_int_equal(len, strlen(OK_SEND));
     assert_string_equal(resp, OK_SEND);
-    assert_string_equal(f.srv->target, "AmazonSQS.SendMessage");
-    assert_string_equal(f.srv->body, body);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.SendMessage");
+    assert_string_equal(last_body(&f), body);
     assert_no_bad_requests(&f);
     free(resp);
     free(body);
@@ -1127,7 +935,7 @@ static void test_transport_client_error_not_retried(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), -1);
     assert_null(url);
-    assert_int_equal(f.srv->requests, 1);
+    assert_int_equal(requests(&f), 1);
     assert_int_equal(err.kind, SQS_ERR_CLIENT);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.type, "QueueDoesNotExist");
@@ -1136,7 +944,7 @@ static void test_transport_client_error_not_retried(void **state)
     assert_false(sqs_error_retryable(&err));
     assert_no_secret(&err);
     /* the session token travels in its own header */
-    assert_string_equal(f.srv->token, TOKEN);
+    assert_string_equal(last_header(&f, "X-Amz-Security-Token"), TOKEN);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1156,8 +964,8 @@ static void test_transport_throttling_retried(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), 0);
     assert_string_equal(url, QURL);
-    assert_int_equal(f.srv->requests, 3);
-    assert_string_equal(f.srv->target, "AmazonSQS.GetQueueUrl");
+    assert_int_equal(requests(&f), 3);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.GetQueueUrl");
     assert_no_bad_requests(&f);
     free(url);
     fixture_stop(&f);
@@ -1172,7 +980,7 @@ static void test_transport_gives_up_after_max_attempts(void **state)
 
     struct sqs_error err;
     assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), -1);
-    assert_int_equal(f.srv->requests, 5);
+    assert_int_equal(requests(&f), 5);
     assert_int_equal(err.kind, SQS_ERR_SERVER);
     assert_int_equal(err.http_status, 503);
     assert_non_null(strstr(err.message, "after 5 attempts"));
@@ -1195,8 +1003,8 @@ static void test_transport_keep_alive(void **state)
         assert_int_equal(sqs_send_message(f.client, QURL, &e, id, sizeof(id), &err), 0);
         assert_string_equal(id, "msg-0001");
     }
-    assert_int_equal(f.srv->requests, 5); /* one retried 500, four answers */
-    assert_int_equal(f.srv->connections, 1);
+    assert_int_equal(requests(&f), 5); /* one retried 500, four answers */
+    assert_int_equal(connections(&f), 1);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1212,7 +1020,7 @@ static void test_transport_hang_up_retried(void **state)
     char *resp = NULL;
     size_t len = 0;
     assert_int_equal(sqs_call(f.client, SQS_DELETE_MESSAGE, "{}", 0, &resp, &len, &err), 0);
-    assert_int_equal(f.srv->requests, 2);
+    assert_int_equal(requests(&f), 2);
     /* an empty 2xx body reads as an empty object */
     assert_string_equal(resp, "{}");
     assert_int_equal(len, 2);
@@ -1277,7 +1085,7 @@ static void test_transport_response_cap(void **state)
     assert_null(resp);
     assert_int_equal(err.kind, SQS_ERR_PARSE);
     assert_non_null(strstr(err.message, "larger than"));
-    assert_int_equal(f.srv->requests, 1); /* not retried */
+    assert_int_equal(requests(&f), 1); /* not retried */
     fixture_stop(&f);
 }
 
@@ -1301,7 +1109,7 @@ static void test_transport_no_expect_continue(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE_BATCH, body, 0, &resp, NULL, &err), 0);
     assert_string_equal(resp, "{}");
-    assert_int_equal(f.srv->requests, 1);
+    assert_int_equal(requests(&f), 1);
     assert_no_bad_requests(&f);
     free(resp);
     free(body);
@@ -1323,27 +1131,27 @@ static void test_transport_signature_matches_wire(void **state)
     assert_no_bad_requests(&f);
 
     char host[64];
-    snprintf(host, sizeof(host), "127.0.0.1:%d", f.srv->port);
-    assert_string_equal(f.srv->host, host);
-    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibility");
+    snprintf(host, sizeof(host), "127.0.0.1:%d", http_stub_port(f.srv));
+    assert_string_equal(last_header(&f, "Host"), host);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ChangeMessageVisibility");
 
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
-    assert_non_null(strptime(f.srv->date, "%Y%m%dT%H%M%SZ", &tm));
+    assert_non_null(strptime(last_header(&f, "X-Amz-Date"), "%Y%m%dT%H%M%SZ", &tm));
     struct aws_credentials c;
     memset(&c, 0, sizeof(c));
     strcpy(c.access_key_id, "AKID");
     strcpy(c.secret_access_key, SECRET);
     strcpy(c.session_token, TOKEN);
-    const struct sigv4_header hdrs[] = {{"Host", f.srv->host},
-                                        {"Content-Type", f.srv->content_type},
-                                        {"X-Amz-Target", f.srv->target}};
+    const struct sigv4_header hdrs[] = {{"Host", last_header(&f, "Host")},
+                                        {"Content-Type", last_header(&f, "Content-Type")},
+                                        {"X-Amz-Target", last_header(&f, "X-Amz-Target")}};
     const struct sigv4_request req = {.method = "POST",
                                       .path = "/",
                                       .headers = hdrs,
                                       .n_headers = 3,
-                                      .body = f.srv->body,
-                                      .body_len = strlen(f.srv->body)};
+                                      .body = last_body(&f),
+                                      .body_len = strlen(last_body(&f))};
     const struct sigv4_signing s = {.region = "eu-west-1",
                                     .service = "sqs",
                                     .creds = &c,
@@ -1352,12 +1160,12 @@ static void test_transport_signature_matches_wire(void **state)
     struct sigv4_result out;
     char serr[256];
     assert_int_equal(sigv4_sign(&req, &s, &out, serr, sizeof(serr)), 0);
-    assert_string_equal(out.amz_date, f.srv->date);
-    assert_string_equal(out.authorization, f.srv->authorization);
-    assert_non_null(strstr(f.srv->authorization, "/eu-west-1/sqs/aws4_request"));
+    assert_string_equal(out.amz_date, last_header(&f, "X-Amz-Date"));
+    assert_string_equal(out.authorization, last_header(&f, "Authorization"));
+    assert_non_null(strstr(last_header(&f, "Authorization"), "/eu-west-1/sqs/aws4_request"));
     sigv4_result_free(&out);
 
-    json_t *j = parse(f.srv->body);
+    json_t *j = parse(last_body(&f));
     assert_string_equal(jstr(j, "ReceiptHandle"), "rh-9");
     json_decref(j);
     fixture_stop(&f);
@@ -1385,8 +1193,8 @@ static void test_transport_wrappers(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(m[0].receipt_handle, "rh-1");
     sqs_messages_free(m, n);
-    assert_string_equal(f.srv->target, "AmazonSQS.ReceiveMessage");
-    json_t *j = parse(f.srv->body);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
+    json_t *j = parse(last_body(&f));
     assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "MaxNumberOfMessages")), 10);
     json_decref(j);
@@ -1394,7 +1202,7 @@ static void test_transport_wrappers(void **state)
     struct sqs_send_entry e[2] = {{.id = "a", .body = "x"}, {.id = "b", .body = "y"}};
     struct sqs_batch_result r;
     assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 2, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.SendMessageBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.SendMessageBatch");
     assert_int_equal(r.n_ok, 1);
     assert_string_equal(r.ok_message_ids[0], "m-a");
     assert_int_equal(r.n_failed, 1);
@@ -1403,26 +1211,26 @@ static void test_transport_wrappers(void **state)
 
     struct sqs_receipt_entry d[1] = {{"d0", "rh-1", 0}};
     assert_int_equal(sqs_delete_message_batch(f.client, QURL, d, 1, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessageBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessageBatch");
     assert_int_equal(r.n_ok, 1);
     sqs_batch_result_free(&r);
 
     struct sqs_receipt_entry v[1] = {{"v0", "rh-1", 45}};
     assert_int_equal(sqs_change_message_visibility_batch(f.client, QURL, v, 1, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibilityBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ChangeMessageVisibilityBatch");
     assert_string_equal(r.ok_ids[0], "v0");
     sqs_batch_result_free(&r);
 
     assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessage");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessage");
 
     /* Invalid input fails before the network. */
-    int before = f.srv->requests;
+    int before = requests(&f);
     assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 0, &r, &err), -1);
     assert_int_equal(err.kind, SQS_ERR_CLIENT);
     assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &m, &n, &err), -1);
-    assert_int_equal(f.srv->requests, before);
-    assert_int_equal(f.srv->connections, 1);
+    assert_int_equal(requests(&f), before);
+    assert_int_equal(connections(&f), 1);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1485,7 +1293,7 @@ static void test_request_async(void **state)
     char id[32];
     assert_int_equal(sqs_decode_send_message(resp, len, id, sizeof(id), &err), 0);
     assert_string_equal(id, "msg-0001");
-    assert_int_equal(f.srv->requests, 2);
+    assert_int_equal(requests(&f), 2);
     assert_no_bad_requests(&f);
 
     sqs_request_free(r);
