@@ -317,26 +317,45 @@ static void lookup(struct held **h, size_t n)
     }
 }
 
+/* An entry SQS sent that we can neither process nor delete: logged with what
+ * is known of it and left alone, so its receives run out into the DLQ. */
+static void log_rejected(const struct sqs_rejected *r)
+{
+    struct log_fields f = {.message_id = r->message_id[0] ? r->message_id : NULL};
+    char msg[640];
+    atomic_fetch_add(&wmetrics.failed, 1);
+    snprintf(msg, sizeof(msg), "malformed message left for the dead-letter queue: %s",
+             r->why.message);
+    log_kv(LOG_ERROR, &f, msg, "receipt_handle_present", (long long)r->has_receipt_handle, NULL);
+}
+
 static void on_received(struct op *o)
 {
-    size_t len, n = 0;
+    size_t len;
     const char *resp = sqs_request_response(o->req, &len);
-    struct sqs_message *msgs = NULL;
+    struct sqs_received rcv;
     struct sqs_error err;
     struct held *batch[RECEIVE_BATCH];
     size_t nb = 0;
 
-    if (sqs_decode_receive_message(resp, len, &msgs, &n, &err) != 0) {
+    if (sqs_decode_receive_message(resp, len, &rcv, &err) != 0) {
         log_warn(NULL, "cannot read a ReceiveMessage response: %s", err.message);
         return;
     }
+    for (size_t i = 0; i < rcv.n_rejected; i++)
+        log_rejected(&rcv.rejected[i]);
     int64_t now = util_mono_ms();
-    for (size_t i = 0; i < n; i++) {
-        struct sqs_message *m = &msgs[i];
+    for (size_t i = 0; i < rcv.n; i++) {
+        struct sqs_message *m = &rcv.msgs[i];
         struct held *h = calloc(1, sizeof(*h));
         char why[128];
-        util_strlcpy(h->message_id, m->message_id ? m->message_id : "", sizeof(h->message_id));
-        h->receipt = m->receipt_handle ? strdup(m->receipt_handle) : strdup("");
+        if (!h || !(h->receipt = strdup(m->receipt_handle))) {
+            struct log_fields f = {.message_id = m->message_id};
+            log_error(&f, "out of memory: message left for redelivery");
+            free(h);
+            continue;
+        }
+        util_strlcpy(h->message_id, m->message_id, sizeof(h->message_id));
         h->receive_count = m->receive_count;
         h->received_ms = now;
         h->visible_until_ms = now + wcfg.visibility_s * 1000;
@@ -353,10 +372,9 @@ static void on_received(struct op *o)
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
-        if (!m->body ||
-            order_message_parse(m->body, strlen(m->body), h->order_id, why, sizeof(why)) != 0) {
+        if (order_message_parse(m->body, strlen(m->body), h->order_id, why, sizeof(why)) != 0) {
             char reason[200];
-            snprintf(reason, sizeof(reason), "poison message: %s", m->body ? why : "no body");
+            snprintf(reason, sizeof(reason), "poison message: %s", why);
             poison(h, reason);
             continue;
         }
@@ -365,7 +383,7 @@ static void on_received(struct op *o)
                NULL);
         batch[nb++] = h;
     }
-    sqs_messages_free(msgs, n);
+    sqs_received_free(&rcv);
     if (nb && L.stopping) {
         /* not processed: returned with the rest once the polls are over */
         log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them", "count",
@@ -468,10 +486,9 @@ static void recv_forget(struct op *o)
 
 static void on_done(CURL *easy, CURLcode code)
 {
-    struct sqs_request *r = NULL;
     struct sqs_error err;
-    /* sqs.c keeps its request in the handle's CURLOPT_PRIVATE; ours hangs off it */
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    /* the client keeps its request in the handle; ours hangs off it */
+    struct sqs_request *r = sqs_request_from_easy(easy);
     curl_multi_remove_handle(L.multi, easy);
     if (!r)
         return;

@@ -28,6 +28,7 @@
 
 #include "credentials.h"
 #include "sigv4.h"
+#include "aws_env.h"
 #include "sqs.h"
 #include "http_stub.h"
 
@@ -357,13 +358,13 @@ static const char RECEIVE_FULL[] =
 static void test_decode_receive(void **state)
 {
     (void)state;
-    struct sqs_message *m;
-    size_t n;
+    struct sqs_received r;
     struct sqs_error err;
 
-    assert_int_equal(sqs_decode_receive_message(RECEIVE_FULL, strlen(RECEIVE_FULL), &m, &n, &err),
-                     0);
-    assert_int_equal(n, 2);
+    assert_int_equal(sqs_decode_receive_message(RECEIVE_FULL, strlen(RECEIVE_FULL), &r, &err), 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n_rejected, 0);
+    struct sqs_message *m = r.msgs;
     assert_string_equal(m[0].message_id, "id-1");
     assert_string_equal(m[0].receipt_handle, "rh-1");
     assert_string_equal(m[0].body, "{\"order_id\":1}");
@@ -380,15 +381,18 @@ static void test_decode_receive(void **state)
     assert_int_equal(m[1].sent_timestamp_ms, 0);
     assert_null(m[1].trace_header);
     assert_int_equal(m[1].n_attrs, 0);
-    sqs_messages_free(m, n);
+    sqs_received_free(&r);
+    assert_null(r.msgs);
+    assert_int_equal(r.n, 0);
 
     /* Emulators may send numbers as JSON numbers. */
     const char *nums = "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"b\",\"Body\":\"c\","
                        "\"Attributes\":{\"ApproximateReceiveCount\":7,\"SentTimestamp\":5}}]}";
-    assert_int_equal(sqs_decode_receive_message(nums, strlen(nums), &m, &n, &err), 0);
-    assert_int_equal(m[0].receive_count, 7);
-    assert_int_equal(m[0].sent_timestamp_ms, 5);
-    sqs_messages_free(m, n);
+    assert_int_equal(sqs_decode_receive_message(nums, strlen(nums), &r, &err), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.msgs[0].receive_count, 7);
+    assert_int_equal(r.msgs[0].sent_timestamp_ms, 5);
+    sqs_received_free(&r);
 }
 
 static void test_decode_receive_empty(void **state)
@@ -396,28 +400,53 @@ static void test_decode_receive_empty(void **state)
     (void)state;
     const char *ok[] = {"{}", "{\"Messages\":[]}", "{\"Messages\":null}", " { } "};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        struct sqs_message *m = (void *)1;
-        size_t n = 99;
+        struct sqs_received r;
         struct sqs_error err;
-        assert_int_equal(sqs_decode_receive_message(ok[i], strlen(ok[i]), &m, &n, &err), 0);
-        assert_int_equal(n, 0);
-        assert_null(m);
+        memset(&r, 0x55, sizeof(r));
+        assert_int_equal(sqs_decode_receive_message(ok[i], strlen(ok[i]), &r, &err), 0);
+        assert_int_equal(r.n, 0);
+        assert_int_equal(r.n_rejected, 0);
+        assert_null(r.msgs);
+        assert_null(r.rejected);
     }
 }
 
+/* The answer as a whole is unusable: an error, nothing returned. */
 static void expect_receive_parse_error(const char *json, const char *needle)
 {
-    struct sqs_message *m = (void *)1;
-    size_t n = 99;
+    struct sqs_received r;
     struct sqs_error err;
-    if (sqs_decode_receive_message(json, json ? strlen(json) : 0, &m, &n, &err) == 0)
+    memset(&r, 0x55, sizeof(r));
+    if (sqs_decode_receive_message(json, json ? strlen(json) : 0, &r, &err) == 0)
         fail_msg("accepted: %s", json);
     assert_int_equal(err.kind, SQS_ERR_PARSE);
     assert_false(sqs_error_retryable(&err));
-    assert_null(m);
-    assert_int_equal(n, 0);
+    assert_null(r.msgs);
+    assert_null(r.rejected);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.n_rejected, 0);
     if (!strstr(err.message, needle))
         fail_msg("message \"%s\" lacks \"%s\"", err.message, needle);
+}
+
+/* One entry that cannot be acted on: reported, not returned, with what is
+ * known of it. */
+static void expect_rejected(const char *json, const char *needle, const char *message_id,
+                            bool has_receipt_handle)
+{
+    struct sqs_received r;
+    struct sqs_error err;
+    if (sqs_decode_receive_message(json, strlen(json), &r, &err) != 0)
+        fail_msg("whole answer refused (%s): %s", err.message, json);
+    if (r.n != 0 || r.n_rejected != 1)
+        fail_msg("%zu returned, %zu rejected, expected 0 and 1: %s", r.n, r.n_rejected, json);
+    const struct sqs_rejected *x = &r.rejected[0];
+    assert_int_equal(x->why.kind, SQS_ERR_PARSE);
+    if (!strstr(x->why.message, needle))
+        fail_msg("reason \"%s\" lacks \"%s\"", x->why.message, needle);
+    assert_string_equal(x->message_id, message_id);
+    assert_int_equal(x->has_receipt_handle, has_receipt_handle);
+    sqs_received_free(&r);
 }
 
 static void test_decode_receive_bad(void **state)
@@ -427,47 +456,6 @@ static void test_decode_receive_bad(void **state)
     expect_receive_parse_error("not json", "not valid JSON");
     expect_receive_parse_error("[1,2]", "not a JSON object");
     expect_receive_parse_error("{\"Messages\":{}}", "Messages is not an array");
-    expect_receive_parse_error("{\"Messages\":[1]}", "message 0 is not an object");
-    expect_receive_parse_error("{\"Messages\":[{\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
-                               "MessageId is missing");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"},"
-        "{\"MessageId\":\"a\",\"ReceiptHandle\":7,\"Body\":\"b\"}]}",
-        "ReceiptHandle is not a string");
-    expect_receive_parse_error("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\"}]}",
-                               "Body is missing");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":[]}]}",
-        "Attributes is not an object");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"ApproximateReceiveCount\":\"x1\"}}]}",
-        "ApproximateReceiveCount");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"ApproximateReceiveCount\":\"99999999999\"}}]}",
-        "ApproximateReceiveCount");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"SentTimestamp\":true}}]}",
-        "SentTimestamp");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"AWSTraceHeader\":1}}]}",
-        "AWSTraceHeader is not a string");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":5}}}]}",
-        "StringValue is not a string");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":{\"k\":\"v\"}}]}",
-        "has no DataType");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":7}]}",
-        "MessageAttributes is not an object");
 
     /* More messages than a receive can ever return. */
     char big[2048] = "{\"Messages\":[";
@@ -483,6 +471,171 @@ static void test_decode_receive_bad(void **state)
     deep[200000] = '\0';
     expect_receive_parse_error(deep, "not valid JSON");
     free(deep);
+
+    /* Everything below is one bad entry, not a bad answer. */
+    expect_rejected("{\"Messages\":[1]}", "message 0: the entry is not an object", "", false);
+    expect_rejected("{\"Messages\":[{\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
+                    "MessageId is missing", "", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":7,\"Body\":\"b\"}]}",
+                    "ReceiptHandle is not a string", "a", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\"}]}",
+                    "Body is missing", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":7}]}",
+                    "Body is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":[]}]}",
+                    "Attributes is not an object", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"ApproximateReceiveCount\":\"x1\"}}]}",
+                    "ApproximateReceiveCount", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"ApproximateReceiveCount\":\"99999999999\"}}]}",
+                    "ApproximateReceiveCount", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"SentTimestamp\":true}}]}",
+                    "SentTimestamp", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"AWSTraceHeader\":1}}]}",
+                    "AWSTraceHeader is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":5}}}]}",
+                    "StringValue is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":{\"k\":\"v\"}}]}",
+                    "has no DataType", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":7}]}",
+                    "MessageAttributes is not an object", "a", true);
+
+    /* An id too long to log whole is not copied into the report. */
+    char longid[400];
+    snprintf(longid, sizeof(longid),
+             "{\"Messages\":[{\"MessageId\":\"%0200d\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
+             7);
+    expect_rejected(longid, "MessageId is longer than 127 bytes", "", true);
+}
+
+/* Fault 1 (issue 10): SQS (or an emulator, or a proxy) answered an entry with
+ * "ReceiptHandle": "". The decoder handed it out as a message; the worker
+ * paid the order, the DeleteMessageBatch encoder refused the empty handle,
+ * sqs_request_new returned NULL and the worker dereferenced it (SIGSEGV).
+ * An entry that can never be deleted is now refused by the decoder. */
+static void test_fault1_empty_receipt_handle_is_rejected_not_returned(void **state)
+{
+    (void)state;
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"\","
+                    "\"Body\":\"{\\\"order_id\\\":\\\"o\\\"}\"}]}",
+                    "ReceiptHandle is empty", "m-1", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"m-2\",\"Body\":\"b\"}]}",
+                    "ReceiptHandle is missing", "m-2", false);
+    expect_rejected(
+        "{\"Messages\":[{\"MessageId\":\"m-3\",\"ReceiptHandle\":null,\"Body\":\"b\"}]}",
+        "ReceiptHandle is not a string", "m-3", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"\",\"ReceiptHandle\":\"rh\",\"Body\":\"b\"}]}",
+                    "MessageId is empty", "", true);
+    expect_rejected(
+        "{\"Messages\":[{\"MessageId\":\"m-4\",\"ReceiptHandle\":\"rh\",\"Body\":\"\"}]}",
+        "Body is empty", "m-4", true);
+
+    /* The same on its own, as the per-entry decoder (the fuzz target) sees it. */
+    struct sqs_message m;
+    struct sqs_rejected rej;
+    struct sqs_error err;
+    const char *e = "{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"\",\"Body\":\"b\"}";
+    assert_int_equal(sqs_decode_receive_entry(e, strlen(e), &m, &rej, &err), 1);
+    assert_null(m.message_id);
+    assert_null(m.receipt_handle);
+    assert_string_equal(rej.message_id, "m-1");
+    assert_false(rej.has_receipt_handle);
+    const char *ok = "{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"rh\",\"Body\":\"b\"}";
+    assert_int_equal(sqs_decode_receive_entry(ok, strlen(ok), &m, &rej, &err), 0);
+    assert_string_equal(m.receipt_handle, "rh");
+    sqs_message_clear(&m);
+    assert_null(m.receipt_handle);
+    assert_int_equal(sqs_decode_receive_entry("{", 1, &m, &rej, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+}
+
+/* Fault 1, the other half: a request that could not be built (the encoder
+ * refused, memory ran out) is NULL, and NULL is an error for every request
+ * function, never a dereference. */
+static void test_fault1_null_request_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    struct sqs_receipt_entry bad[1] = {{"d0", "", 0}};
+    char *body = sqs_encode_delete_message_batch(QURL, bad, 1);
+    assert_null(body); /* SQS would refuse an empty receipt handle */
+
+    struct aws_credentials c = {.access_key_id = "AKID", .secret_access_key = SECRET};
+    struct creds_provider *p = creds_provider_new_static(&c);
+    struct sqs_config cfg = {.endpoint = "http://127.0.0.1:9",
+                             .region = "eu-west-1",
+                             .connect_timeout_ms = 100,
+                             .request_timeout_ms = 100,
+                             .max_attempts = 1};
+    struct sqs_client *client = sqs_client_new(&cfg, p);
+    assert_non_null(client);
+    struct sqs_request *r = sqs_request_new(client, SQS_DELETE_MESSAGE_BATCH, body, NULL);
+    assert_null(r);
+
+    struct sqs_error err;
+    assert_int_equal(sqs_request_prepare(r, 0, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_CLIENT);
+    assert_false(sqs_error_retryable(&err));
+    assert_null(sqs_request_easy(r));
+    assert_int_equal(sqs_request_complete(r, CURLE_OK, &err), -1);
+    size_t len = 99;
+    assert_string_equal(sqs_request_response(r, &len), "");
+    assert_int_equal(len, 0);
+    assert_null(sqs_request_userdata(r));
+    assert_int_equal(sqs_request_attempts(r), 0);
+    assert_int_equal(sqs_request_action(r), SQS_ACTION_UNKNOWN);
+    assert_null(sqs_request_from_easy(NULL));
+    sqs_request_free(r);
+    sqs_client_free(client);
+    creds_provider_free(p);
+}
+
+/* Fault 4 (issue 10): one malformed entry made the whole ReceiveMessage
+ * answer fail, so the valid messages beside it waited out their visibility
+ * timeout and counted toward the DLQ. Now the valid ones come back at once,
+ * in order, and each bad one is reported with what is known of it. */
+static const char FAULT4_ANSWER[] =
+    "{\"Messages\":["
+    "{\"MessageId\":\"good-1\",\"ReceiptHandle\":\"rh-1\",\"Body\":\"one\"},"
+    "{\"ReceiptHandle\":\"rh-x\",\"Body\":\"no id\"},"
+    "{\"MessageId\":\"bad-body\",\"ReceiptHandle\":\"rh-y\",\"Body\":{\"not\":\"a string\"}},"
+    "{\"MessageId\":\"bad-attr\",\"ReceiptHandle\":\"rh-z\",\"Body\":\"b\","
+    "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":[]}}},"
+    "{\"MessageId\":\"good-2\",\"ReceiptHandle\":\"rh-2\",\"Body\":\"two\","
+    "\"MessageAttributes\":{\"correlation_id\":{\"DataType\":\"String\",\"StringValue\":\"c\"}}}"
+    "]}";
+
+static void assert_fault4_result(const struct sqs_received *r)
+{
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->msgs[0].message_id, "good-1");
+    assert_string_equal(r->msgs[0].receipt_handle, "rh-1");
+    assert_string_equal(r->msgs[1].message_id, "good-2");
+    assert_string_equal(sqs_message_attr(&r->msgs[1], "correlation_id"), "c");
+    assert_int_equal(r->n_rejected, 3);
+    assert_string_equal(r->rejected[0].message_id, "");
+    assert_true(r->rejected[0].has_receipt_handle);
+    assert_non_null(strstr(r->rejected[0].why.message, "message 1: MessageId is missing"));
+    assert_string_equal(r->rejected[1].message_id, "bad-body");
+    assert_non_null(strstr(r->rejected[1].why.message, "message 2: Body is not a string"));
+    assert_string_equal(r->rejected[2].message_id, "bad-attr");
+    assert_non_null(strstr(r->rejected[2].why.message, "StringValue is not a string"));
+}
+
+static void test_fault4_one_malformed_entry_keeps_the_rest_of_the_batch(void **state)
+{
+    (void)state;
+    struct sqs_received r;
+    struct sqs_error err;
+    assert_int_equal(sqs_decode_receive_message(FAULT4_ANSWER, strlen(FAULT4_ANSWER), &r, &err), 0);
+    assert_fault4_result(&r);
+    sqs_received_free(&r);
 }
 
 static void test_decode_send_message(void **state)
@@ -766,6 +919,73 @@ static void test_config_tunables(void **state)
     setenv("SQS_REQUEST_TIMEOUT_MS", "0", 1);
     assert_int_equal(sqs_config_from_env(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "SQS_REQUEST_TIMEOUT_MS"));
+    env_clear();
+}
+
+/* Fault 5 (issue 10), the URL part: an endpoint with invalid UTF-8 (or any
+ * byte that is not printable ASCII) reached libcurl and jansson and crashed
+ * the worker on its first receive. Every URL setting is now checked at start
+ * and the error names the variable. */
+static void test_fault5_endpoint_urls_are_validated(void **state)
+{
+    (void)state;
+    struct sqs_config c;
+    char err[256];
+    const char *bad[] = {
+        "http://sqs.\xff\xfe.example",  /* invalid UTF-8 */
+        "http://s\xc3\xa9.example.com", /* valid UTF-8, not ASCII */
+        "http://host:4566/\x01",
+        "http://host name:4566",
+        "http://host\t:1",
+        "http://user:pw@host:4566",
+        "http://host:0",
+        "http://host:65536",
+        "http://host:",
+        "http://host:45a",
+        "http://:4566",
+        "http://",
+        "https:///path",
+        "gopher://host",
+        "http//host",
+        "http://[::1",
+        "http://[]:1",
+        "http://[::1]x",
+        "http://ho%st",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_clear();
+        setenv("AWS_REGION", "us-east-1", 1);
+        setenv("AWS_ENDPOINT_URL_SQS", bad[i], 1);
+        err[0] = '\0';
+        if (sqs_config_from_env(&c, err, sizeof(err)) != -1)
+            fail_msg("AWS_ENDPOINT_URL_SQS=%s accepted", bad[i]);
+        if (strncmp(err, "AWS_ENDPOINT_URL_SQS ", 21) != 0)
+            fail_msg("error does not start with the variable: %s", err);
+        /* the message is printable ASCII: safe on one stderr line */
+        for (const char *p = err; *p; p++)
+            assert_true(*p >= 0x20 && *p < 0x7f);
+        char why[128];
+        assert_false(aws_url_valid(bad[i], why, sizeof(why)));
+        assert_true(why[0] != '\0');
+    }
+    const char *good[] = {"http://localhost:4566",   "https://sqs.eu-west-1.amazonaws.com",
+                          "http://127.0.0.1:1",      "http://[::1]:65535",
+                          "HTTPS://Sqs.Example.com", "http://elasticmq:9324/"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        env_clear();
+        setenv("AWS_REGION", "us-east-1", 1);
+        setenv("AWS_ENDPOINT_URL", good[i], 1);
+        if (sqs_config_from_env(&c, err, sizeof(err)) != 0)
+            fail_msg("AWS_ENDPOINT_URL=%s refused: %s", good[i], err);
+    }
+    /* Queue URLs (which the programs check with the same function) have a path. */
+    char why[128];
+    assert_true(aws_url_valid(QURL, why, sizeof(why)));
+    assert_true(aws_url_valid("http://localhost:4566/000000000000/orders", why, sizeof(why)));
+    assert_false(
+        aws_url_valid("http://localhost:4566/000000000000/ord\xc3\xa9rs", why, sizeof(why)));
+    assert_false(aws_url_valid(NULL, why, sizeof(why)));
+    assert_false(aws_url_valid("", why, sizeof(why)));
     env_clear();
 }
 
@@ -1186,13 +1406,12 @@ static void test_transport_wrappers(void **state)
         {200, "", false, 0, 0}};
     fixture_start(&f, script, 5, NULL);
 
-    struct sqs_message *m;
-    size_t n;
+    struct sqs_received rcv;
     struct sqs_error err;
-    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 1, &m, &n, &err), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(m[0].receipt_handle, "rh-1");
-    sqs_messages_free(m, n);
+    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 1, &rcv, &err), 0);
+    assert_int_equal(rcv.n, 2);
+    assert_string_equal(rcv.msgs[0].receipt_handle, "rh-1");
+    sqs_received_free(&rcv);
     assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
     json_t *j = parse(last_body(&f));
     assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 1);
@@ -1228,9 +1447,77 @@ static void test_transport_wrappers(void **state)
     int before = requests(&f);
     assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 0, &r, &err), -1);
     assert_int_equal(err.kind, SQS_ERR_CLIENT);
-    assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &m, &n, &err), -1);
+    assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &rcv, &err), -1);
     assert_int_equal(requests(&f), before);
     assert_int_equal(connections(&f), 1);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+/* Fault 1 over the wire: an answer with an empty receipt handle next to a
+ * good one. Only the good one is handed out, so the delete that follows
+ * carries only its handle and is built and sent. */
+static void test_fault1_empty_receipt_handle_over_the_wire(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {
+        {200,
+         "{\"Messages\":[{\"MessageId\":\"m-empty\",\"ReceiptHandle\":\"\",\"Body\":\"x\"},"
+         "{\"MessageId\":\"m-ok\",\"ReceiptHandle\":\"rh-ok\",\"Body\":\"y\"}]}",
+         false, 0, 0},
+        {200, "{\"Successful\":[{\"Id\":\"0\"}]}", false, 0, 0}};
+    fixture_start(&f, script, 2, NULL);
+
+    struct sqs_received rcv;
+    struct sqs_error err;
+    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 0, &rcv, &err), 0);
+    assert_int_equal(rcv.n, 1);
+    assert_int_equal(rcv.n_rejected, 1);
+    assert_string_equal(rcv.rejected[0].message_id, "m-empty");
+    assert_false(rcv.rejected[0].has_receipt_handle);
+
+    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    for (size_t i = 0; i < rcv.n; i++)
+        e[i] = (struct sqs_receipt_entry){.id = "0", .receipt_handle = rcv.msgs[i].receipt_handle};
+    struct sqs_batch_result res;
+    assert_int_equal(sqs_delete_message_batch(f.client, QURL, e, rcv.n, &res, &err), 0);
+    assert_int_equal(res.n_ok, 1);
+    sqs_batch_result_free(&res);
+    sqs_received_free(&rcv);
+    assert_int_equal(requests(&f), 2);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessageBatch");
+    json_t *j = parse(last_body(&f));
+    json_t *entries = json_object_get(j, "Entries");
+    assert_int_equal(json_array_size(entries), 1);
+    assert_string_equal(jstr(json_array_get(entries, 0), "ReceiptHandle"), "rh-ok");
+    json_decref(j);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+/* Fault 4 over the wire, through the worker's path (a request on its own
+ * multi handle, decoded from the response buffer). */
+static void test_fault4_malformed_entry_over_the_wire(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, FAULT4_ANSWER, false, 0, 0}};
+    fixture_start(&f, script, 1, NULL);
+
+    struct sqs_request *r = sqs_request_new(f.client, SQS_RECEIVE_MESSAGE,
+                                            sqs_encode_receive_message(QURL, 10, 0, 30), NULL);
+    assert_non_null(r);
+    struct sqs_error err;
+    assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    assert_int_equal(sqs_request_complete(r, curl_easy_perform(sqs_request_easy(r)), &err), 0);
+    size_t len;
+    const char *resp = sqs_request_response(r, &len);
+    struct sqs_received rcv;
+    assert_int_equal(sqs_decode_receive_message(resp, len, &rcv, &err), 0);
+    assert_fault4_result(&rcv);
+    sqs_received_free(&rcv);
+    sqs_request_free(r);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1274,6 +1561,8 @@ static void test_request_async(void **state)
     CURLcode rc;
     struct sqs_error err;
     assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    /* a multi loop finds the request of a finished handle without searching */
+    assert_ptr_equal(sqs_request_from_easy(sqs_request_easy(r)), r);
     assert_int_equal(run_multi(multi, sqs_request_easy(r), &rc), 0);
     assert_int_equal(sqs_request_complete(r, rc, &err), -1);
     assert_int_equal(err.kind, SQS_ERR_SERVER);
@@ -1316,6 +1605,9 @@ int main(void)
         cmocka_unit_test(test_decode_receive),
         cmocka_unit_test(test_decode_receive_empty),
         cmocka_unit_test(test_decode_receive_bad),
+        cmocka_unit_test(test_fault1_empty_receipt_handle_is_rejected_not_returned),
+        cmocka_unit_test(test_fault1_null_request_is_an_error_not_a_crash),
+        cmocka_unit_test(test_fault4_one_malformed_entry_keeps_the_rest_of_the_batch),
         cmocka_unit_test(test_decode_send_message),
         cmocka_unit_test(test_decode_batch_result),
         cmocka_unit_test(test_decode_queue_url_and_attributes),
@@ -1323,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults_and_region),
         cmocka_unit_test(test_config_endpoint_precedence),
         cmocka_unit_test(test_config_tunables),
+        cmocka_unit_test(test_fault5_endpoint_urls_are_validated),
         cmocka_unit_test(test_transport_retries_5xx),
         cmocka_unit_test(test_transport_client_error_not_retried),
         cmocka_unit_test(test_transport_throttling_retried),
@@ -1335,6 +1628,8 @@ int main(void)
         cmocka_unit_test(test_transport_signature_matches_wire),
         cmocka_unit_test(test_transport_wrappers),
         cmocka_unit_test(test_request_async),
+        cmocka_unit_test(test_fault1_empty_receipt_handle_over_the_wire),
+        cmocka_unit_test(test_fault4_malformed_entry_over_the_wire),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
