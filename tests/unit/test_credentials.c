@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "credentials.h"
+#include "credentials_ecs.h"
 #include "http_stub.h"
 #include "util.h"
 
@@ -585,6 +586,11 @@ static void test_container_uri_rules(void **state)
     expect_full_uri("http://128.0.0.1/creds", false);
     expect_full_uri("ftp://127.0.0.1/creds", false);
     expect_full_uri("not a url", false);
+    /* every URL setting is printable ASCII with a host and no user information */
+    expect_full_uri("http://127.0.0.1:9/caf\xc3\xa9", false);
+    expect_full_uri("http://127.0.0.1:9/\xff", false);
+    expect_full_uri("http://user:pw@127.0.0.1:9/creds", false);
+    expect_full_uri("http://127.0.0.1:0/creds", false);
 
     clear_env();
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc", 1);
@@ -593,6 +599,9 @@ static void test_container_uri_rules(void **state)
     assert_string_equal(creds_provider_name(p), "container");
     creds_provider_free(p);
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials/abc", 1);
+    assert_null(creds_provider_new_default(err, sizeof(err)));
+    assert_non_null(strstr(err, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"));
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/a b", 1);
     assert_null(creds_provider_new_default(err, sizeof(err)));
     assert_non_null(strstr(err, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"));
 }
