@@ -739,3 +739,9 @@ void config_help(const struct config_table *t, FILE *out)
                 r[0] ? "  " : "", r, v->help);
     }
 }
+
+const char *config_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : NULL;
+}

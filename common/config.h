@@ -97,6 +97,11 @@ struct config_table {
 
 /* Loads, in table order, every entry read by cmd (a CONFIG_SERVE... bit);
  * stops at the first error. Returns 0, or -1 with err naming the variable. */
+/* The value of an environment variable, or NULL when unset or empty: for the
+ * few readers that must see a variable again after start (the credentials
+ * chain, the AWS clients); the tables validated it already. */
+const char *config_env(const char *name);
+
 int config_load(const struct config_table *t, unsigned cmd, char *err, size_t errlen);
 /* Parses one entry from the environment into its field. Returns 0 or -1. */
 int config_load_entry(const struct config_entry *e, char *err, size_t errlen);

@@ -3,12 +3,12 @@
  *
  * Order, as in the AWS SDKs: environment (AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then the ECS/Fargate container
- * endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI against 169.254.170.2, or
- * AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN or
- * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE). Temporary credentials are cached and
- * refreshed ahead of their expiration; while one caller refreshes, the others
- * keep using the cached, still-valid credentials, so traffic does not stall.
- * Secrets never appear in an error message.
+ * endpoint (credentials_ecs.h: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI against
+ * 169.254.170.2, or AWS_CONTAINER_CREDENTIALS_FULL_URI with
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE). Temporary
+ * credentials are cached and refreshed ahead of their expiration; while one caller refreshes, the
+ * others keep using the cached, still-valid credentials, so traffic does not stall. Secrets never
+ * appear in an error message.
  */
 #ifndef ORDER_CREDENTIALS_H
 #define ORDER_CREDENTIALS_H
@@ -41,10 +41,6 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out, ch
 const char *creds_provider_name(const struct creds_provider *p);
 void creds_provider_free(struct creds_provider *p);
 
-/* Parses the container endpoint's JSON ({AccessKeyId, SecretAccessKey, Token,
- * Expiration: RFC 3339}). Exposed for tests. Returns 0 or -1 with err. */
-int creds_parse_container_json(const char *json, size_t len, struct aws_credentials *out, char *err,
-                               size_t errlen);
 /* Parses "2024-01-02T03:04:05Z" (fractional seconds and +00:00 accepted) to UTC seconds; -1 on
  * error. */
 time_t creds_parse_rfc3339(const char *s);
@@ -53,5 +49,10 @@ int creds_need_refresh(const struct aws_credentials *c, time_t now);
 
 /* Overwrites the secret parts with zeros. */
 void creds_wipe(struct aws_credentials *c);
+
+/* For the providers: formats an error into err (NULL or 0 length allowed).
+ * Never pass a secret. */
+void creds_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -67,7 +67,8 @@ static struct {
     int64_t stop_deadline; /* held payments must be done by then */
     int64_t hard_deadline; /* and outstanding polls by then */
     bool released;
-    int64_t db_retry_at; /* no polls or DB work before this while the database is down */
+    int64_t db_retry_at;   /* no polls or DB work before this while the database is down */
+    int64_t poll_retry_at; /* no polls before this after a receive could not be built */
     unsigned db_failures;
     int64_t next_visibility_scan;
 } L;
@@ -178,11 +179,22 @@ static void op_start(struct op *o)
     atomic_fetch_add(&wmetrics.sqs_requests, 1);
 }
 
+/* A request for body (taken over, also on failure), or NULL when the encoder
+ * refused its input (body NULL) or memory ran out: callers log and carry on,
+ * leaving the messages concerned to SQS's visibility timeout. */
 static struct op *op_new(enum op_kind kind, enum sqs_action action, char *body)
 {
     struct op *o = calloc(1, sizeof(*o));
+    if (!o) {
+        free(body);
+        return NULL;
+    }
     o->kind = kind;
     o->req = sqs_request_new(L.sqs, action, body, o);
+    if (!o->req) {
+        free(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -195,13 +207,22 @@ static void op_free(struct op *o)
     free(o);
 }
 
-static void start_poll(void)
+/* Starts one long poll; false (and no polls for a second) when the request
+ * cannot be built. */
+static bool start_poll(void)
 {
     char *body = sqs_encode_receive_message(wcfg.queue_url, RECEIVE_BATCH, (int)wcfg.wait_time_s,
                                             (int)wcfg.visibility_s);
     struct op *o = op_new(OP_RECEIVE, SQS_RECEIVE_MESSAGE, body);
+    if (!o) {
+        L.poll_retry_at = util_mono_ms() + 1000;
+        log_error(NULL, "cannot build a ReceiveMessage request (%s); retrying in 1 s",
+                  body ? "out of memory" : "the queue URL or settings were refused");
+        return false;
+    }
     L.polls++;
     op_start(o);
+    return true;
 }
 
 static void flush_deletes(void)
@@ -210,17 +231,27 @@ static void flush_deletes(void)
         return;
     struct sqs_receipt_entry e[SQS_MAX_BATCH];
     char ids[SQS_MAX_BATCH][24];
-    struct op *o = calloc(1, sizeof(*o));
-    o->kind = OP_DELETE;
-    for (size_t i = 0; i < L.del_n; i++) {
+    size_t n = L.del_n;
+    for (size_t i = 0; i < n; i++) {
         snprintf(ids[i], sizeof(ids[i]), "%zu", i);
         e[i] = (struct sqs_receipt_entry){.id = ids[i], .receipt_handle = L.del_q[i]->receipt};
-        o->items[i] = L.del_q[i];
     }
-    o->n = L.del_n;
-    char *body = sqs_encode_delete_message_batch(wcfg.queue_url, e, L.del_n);
-    o->req = sqs_request_new(L.sqs, SQS_DELETE_MESSAGE_BATCH, body, o);
     L.del_n = 0;
+    struct op *o = op_new(OP_DELETE, SQS_DELETE_MESSAGE_BATCH,
+                          sqs_encode_delete_message_batch(wcfg.queue_url, e, n));
+    if (!o) {
+        /* Not deleted: each comes back after its visibility timeout and is
+         * acknowledged then (its order is already done). */
+        for (size_t i = 0; i < n; i++) {
+            struct log_fields f = fields_of(L.del_q[i]);
+            log_error(&f, "cannot build a DeleteMessageBatch request: message left for redelivery");
+            held_free(L.del_q[i]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        o->items[i] = L.del_q[i];
+    o->n = n;
     L.ops++;
     op_start(o);
 }
@@ -248,6 +279,17 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         }
         char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, e, k);
         struct op *o = op_new(OP_VISIBILITY, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body);
+        if (!o) {
+            /* Their visibility stays as it is: they come back when it runs out. */
+            for (size_t i = 0; i < k; i++) {
+                struct log_fields f = fields_of(h[off + i]);
+                log_error(&f,
+                          "cannot build a ChangeMessageVisibilityBatch request (timeout %d s): "
+                          "message left to its current visibility",
+                          timeout_s);
+            }
+            continue;
+        }
         L.ops++;
         op_start(o);
     }
@@ -317,26 +359,45 @@ static void lookup(struct held **h, size_t n)
     }
 }
 
+/* An entry SQS sent that we can neither process nor delete: logged with what
+ * is known of it and left alone, so its receives run out into the DLQ. */
+static void log_rejected(const struct sqs_rejected *r)
+{
+    struct log_fields f = {.message_id = r->message_id[0] ? r->message_id : NULL};
+    char msg[640];
+    atomic_fetch_add(&wmetrics.failed, 1);
+    snprintf(msg, sizeof(msg), "malformed message left for the dead-letter queue: %s",
+             r->why.message);
+    log_kv(LOG_ERROR, &f, msg, "receipt_handle_present", (long long)r->has_receipt_handle, NULL);
+}
+
 static void on_received(struct op *o)
 {
-    size_t len, n = 0;
+    size_t len;
     const char *resp = sqs_request_response(o->req, &len);
-    struct sqs_message *msgs = NULL;
+    struct sqs_received rcv;
     struct sqs_error err;
     struct held *batch[RECEIVE_BATCH];
     size_t nb = 0;
 
-    if (sqs_decode_receive_message(resp, len, &msgs, &n, &err) != 0) {
+    if (sqs_decode_receive_message(resp, len, &rcv, &err) != 0) {
         log_warn(NULL, "cannot read a ReceiveMessage response: %s", err.message);
         return;
     }
+    for (size_t i = 0; i < rcv.n_rejected; i++)
+        log_rejected(&rcv.rejected[i]);
     int64_t now = util_mono_ms();
-    for (size_t i = 0; i < n; i++) {
-        struct sqs_message *m = &msgs[i];
+    for (size_t i = 0; i < rcv.n; i++) {
+        struct sqs_message *m = &rcv.msgs[i];
         struct held *h = calloc(1, sizeof(*h));
         char why[128];
-        util_strlcpy(h->message_id, m->message_id ? m->message_id : "", sizeof(h->message_id));
-        h->receipt = m->receipt_handle ? strdup(m->receipt_handle) : strdup("");
+        if (!h || !(h->receipt = strdup(m->receipt_handle))) {
+            struct log_fields f = {.message_id = m->message_id};
+            log_error(&f, "out of memory: message left for redelivery");
+            free(h);
+            continue;
+        }
+        util_strlcpy(h->message_id, m->message_id, sizeof(h->message_id));
         h->receive_count = m->receive_count;
         h->received_ms = now;
         h->visible_until_ms = now + wcfg.visibility_s * 1000;
@@ -353,10 +414,9 @@ static void on_received(struct op *o)
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
-        if (!m->body ||
-            order_message_parse(m->body, strlen(m->body), h->order_id, why, sizeof(why)) != 0) {
+        if (order_message_parse(m->body, strlen(m->body), h->order_id, why, sizeof(why)) != 0) {
             char reason[200];
-            snprintf(reason, sizeof(reason), "poison message: %s", m->body ? why : "no body");
+            snprintf(reason, sizeof(reason), "poison message: %s", why);
             poison(h, reason);
             continue;
         }
@@ -365,7 +425,7 @@ static void on_received(struct op *o)
                NULL);
         batch[nb++] = h;
     }
-    sqs_messages_free(msgs, n);
+    sqs_received_free(&rcv);
     if (nb && L.stopping) {
         /* not processed: returned with the rest once the polls are over */
         log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them", "count",
@@ -468,10 +528,9 @@ static void recv_forget(struct op *o)
 
 static void on_done(CURL *easy, CURLcode code)
 {
-    struct sqs_request *r = NULL;
     struct sqs_error err;
-    /* sqs.c keeps its request in the handle's CURLOPT_PRIVATE; ours hangs off it */
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    /* the client keeps its request in the handle; ours hangs off it */
+    struct sqs_request *r = sqs_request_from_easy(easy);
     curl_multi_remove_handle(L.multi, easy);
     if (!r)
         return;
@@ -547,21 +606,27 @@ static void run_retries(int64_t now, int64_t *next_timer)
  * queue for another worker instead of waiting out its visibility timeout. */
 static void release_held(void)
 {
-    struct held **rel = malloc(L.held_n * sizeof(*rel) + 1);
-    size_t n = 0;
+    struct held *rel[SQS_MAX_BATCH], *next;
+    size_t n = 0, total = 0;
     for (struct held *h = L.first; h; h = h->next)
-        if (h->state != H_DONE)
-            rel[n++] = h;
-    if (n) {
+        total += h->state != H_DONE;
+    if (total)
         log_kv(LOG_WARN, NULL, "stopping: returning unfinished messages to the queue", "count",
-               (long long)n, NULL);
-        change_visibility(rel, n, 0); /* the request bodies hold copies of the receipts */
-    }
+               (long long)total, NULL);
     L.heap_n = 0;
     L.lookup_n = 0;
-    for (size_t i = 0; i < n; i++)
-        held_free(rel[i]);
-    free(rel);
+    /* a batch at a time, so returning them needs no memory it might not get */
+    for (struct held *h = L.first; h; h = next) {
+        next = h->next;
+        if (h->state != H_DONE)
+            rel[n++] = h;
+        if (n == SQS_MAX_BATCH || (!next && n)) {
+            change_visibility(rel, n, 0); /* the request bodies hold copies of the receipts */
+            for (size_t i = 0; i < n; i++)
+                held_free(rel[i]);
+            n = 0;
+        }
+    }
 }
 
 static void begin_stop(void)
@@ -624,9 +689,11 @@ int loop_run(int signal_fd)
                 break;
             }
         } else {
-            while (L.polls < wcfg.max_polls && now >= L.db_retry_at &&
-                   (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <= wcfg.max_in_flight)
-                start_poll();
+            while (L.polls < wcfg.max_polls && now >= L.db_retry_at && now >= L.poll_retry_at &&
+                   (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <=
+                       wcfg.max_in_flight &&
+                   start_poll())
+                ;
         }
         retry_lookups(now);
         run_due_payments(now);

@@ -15,16 +15,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *json = (const char *)data;
     struct sqs_error err;
-    struct sqs_message *msgs;
+    struct sqs_received rcv;
     struct sqs_batch_result batch;
-    size_t n;
     char id[128];
     char *url;
 
-    if (sqs_decode_receive_message(json, size, &msgs, &n, &err) == 0) {
-        for (size_t i = 0; i < n; i++)
-            (void)sqs_message_attr(&msgs[i], "order_id");
-        sqs_messages_free(msgs, n);
+    if (sqs_decode_receive_message(json, size, &rcv, &err) == 0) {
+        /* what the decoder promises the worker: every message can be acted on */
+        for (size_t i = 0; i < rcv.n; i++) {
+            if (!rcv.msgs[i].message_id[0] || !rcv.msgs[i].receipt_handle[0] ||
+                !rcv.msgs[i].body[0])
+                abort();
+            (void)sqs_message_attr(&rcv.msgs[i], "order_id");
+        }
+        sqs_received_free(&rcv);
     }
     if (sqs_decode_batch_result(json, size, &batch, &err) == 0)
         sqs_batch_result_free(&batch);

@@ -2,13 +2,10 @@
  * test_credentials.c - the default credentials chain, the container endpoint's
  * JSON and time parsing, and the cache's refresh behaviour.
  *
- * The container provider runs end to end against a tiny HTTP server on
- * 127.0.0.1 (an ephemeral port, one thread, canned responses in order), so the
- * tests see exactly which requests libcurl sent and when.
+ * The container provider runs end to end against the shared HTTP stub
+ * (tests/unit/http_stub.h: 127.0.0.1, an ephemeral port, canned responses in
+ * order), so the tests see exactly which requests libcurl sent and when.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,9 +22,9 @@
 #include <curl/curl.h>
 
 #include "credentials.h"
+#include "credentials_ecs.h"
+#include "http_stub.h"
 #include "util.h"
-
-#define MAX_CANNED 8
 
 static const char *const env_vars[] = {"AWS_ACCESS_KEY_ID",
                                        "AWS_SECRET_ACCESS_KEY",
@@ -51,92 +47,24 @@ static int reset_env(void **state)
     return 0;
 }
 
-/* ---- a canned-response HTTP server ---- */
+/* ---- the container endpoint, played by the shared HTTP stub ---- */
 
-struct canned {
-    int status;
-    char body[1024];
-    int delay_ms;
-};
-
-struct server {
-    int fd;
-    int port;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    struct canned responses[MAX_CANNED]; /* the last one repeats */
-    size_t n_responses;
-    size_t n_requests;
-    char requests[MAX_CANNED][2048];
-    int stop;
-};
-
-static void serve_one(struct server *s, int c)
+static struct http_stub *stub(void)
 {
-    char req[2048];
-    size_t len = 0;
-    struct canned resp;
-    char head[256];
-    size_t idx;
-    struct timeval tv = {.tv_sec = 2};
-
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (len < sizeof(req) - 1) {
-        ssize_t n = recv(c, req + len, sizeof(req) - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        req[len] = '\0';
-        if (strstr(req, "\r\n\r\n"))
-            break;
-    }
-    req[len] = '\0';
-
-    pthread_mutex_lock(&s->mu);
-    idx = s->n_requests++;
-    snprintf(s->requests[idx < MAX_CANNED ? idx : MAX_CANNED - 1], sizeof(s->requests[0]), "%s",
-             req);
-    resp = s->responses[idx < s->n_responses ? idx : s->n_responses - 1];
-    pthread_mutex_unlock(&s->mu);
-
-    if (resp.delay_ms > 0)
-        usleep((useconds_t)resp.delay_ms * 1000);
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d Canned\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     resp.status, strlen(resp.body));
-    if (send(c, head, (size_t)n, MSG_NOSIGNAL) == n)
-        (void)send(c, resp.body, strlen(resp.body), MSG_NOSIGNAL);
-    close(c);
+    struct http_stub *s = http_stub_start();
+    assert_non_null(s);
+    return s;
 }
 
-static void *server_main(void *arg)
+static void add_reply(struct http_stub *s, int status, const char *body, int delay_ms)
 {
-    struct server *s = arg;
-    for (;;) {
-        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-        if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST))
-            break;
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        int c = accept(s->fd, NULL, NULL);
-        if (c >= 0)
-            serve_one(s, c);
-    }
-    return NULL;
-}
-
-static void server_add(struct server *s, int status, const char *body, int delay_ms)
-{
-    struct canned *c = &s->responses[s->n_responses++];
-    c->status = status;
-    c->delay_ms = delay_ms;
-    snprintf(c->body, sizeof(c->body), "%s", body);
+    const struct http_stub_response r = {.status = status, .body = body, .delay_ms = delay_ms};
+    http_stub_push(s, &r);
 }
 
 /* A credentials response expiring ttl seconds from now. */
-static void server_add_creds(struct server *s, const char *akid, const char *secret, long ttl,
-                             int delay_ms)
+static void add_creds(struct http_stub *s, const char *akid, const char *secret, long ttl,
+                      int delay_ms)
 {
     char exp[32], body[1024];
     time_t t = time(NULL) + ttl;
@@ -148,54 +76,24 @@ static void server_add_creds(struct server *s, const char *akid, const char *sec
              "{\"AccessKeyId\":\"%s\",\"SecretAccessKey\":\"%s\",\"Token\":\"TOKEN-%s\","
              "\"Expiration\":\"%s\"}",
              akid, secret, akid, exp);
-    server_add(s, 200, body, delay_ms);
+    add_reply(s, 200, body, delay_ms);
 }
 
-static void server_start(struct server *s)
+/* Whether request i carried needle in any header value or its body. */
+static bool request_mentions(struct http_stub *s, size_t i, const char *needle)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t alen = sizeof(a);
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->fd >= 0);
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->fd, 16), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
-    s->port = ntohs(a.sin_port);
-    pthread_mutex_init(&s->mu, NULL);
-    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+    const struct http_stub_request *r = http_stub_request(s, i);
+    assert_non_null(r);
+    for (size_t h = 0; h < r->n_headers; h++)
+        if (strstr(r->headers[h].value, needle))
+            return true;
+    return strstr(r->body, needle) != NULL;
 }
 
-static void server_stop(struct server *s)
-{
-    __atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
-    pthread_join(s->thread, NULL);
-    close(s->fd);
-    pthread_mutex_destroy(&s->mu);
-}
-
-static size_t server_requests(struct server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    size_t n = s->n_requests;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
-/* Whether request i contained needle; read under the lock the server writes under. */
-static bool server_saw(struct server *s, size_t i, const char *needle)
-{
-    pthread_mutex_lock(&s->mu);
-    bool found = strstr(s->requests[i], needle) != NULL;
-    pthread_mutex_unlock(&s->mu);
-    return found;
-}
-
-static void set_full_uri(struct server *s)
+static void set_full_uri(struct http_stub *s)
 {
     char uri[128];
-    snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/creds", s->port);
+    snprintf(uri, sizeof(uri), "%s/creds", http_stub_url(s));
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri, 1);
 }
 
@@ -284,13 +182,12 @@ static void test_empty_chain(void **state)
 /* Environment comes first, and building the chain does no network I/O. */
 static void test_env_wins_without_network(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     char err[256] = "";
 
     (void)state;
-    server_add_creds(&s, "AKIDNET", "net-secret", 3600, 0);
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDNET", "net-secret", 3600, 0);
+    set_full_uri(s);
     setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "env-secret", 1);
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
@@ -299,9 +196,9 @@ static void test_env_wins_without_network(void **state)
     struct aws_credentials c;
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDENV");
-    assert_int_equal(server_requests(&s), 0);
+    assert_int_equal(http_stub_requests(s), 0);
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 }
 
 static void test_static_provider(void **state)
@@ -437,49 +334,49 @@ static void test_need_refresh_boundaries(void **state)
 
 static void test_container_fetch_and_refresh(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     struct aws_credentials c;
     char err[256] = "";
 
     (void)state;
-    server_add_creds(&s, "AKIDONE", "secret-one", 120, 0); /* inside the refresh window */
-    server_add_creds(&s, "AKIDTWO", "secret-two", 3600, 0);
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDONE", "secret-one", 120, 0); /* inside the refresh window */
+    add_creds(s, "AKIDTWO", "secret-two", 3600, 0);
+    set_full_uri(s);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok-abc", 1);
 
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_string_equal(creds_provider_name(p), "container");
-    assert_int_equal(server_requests(&s), 0); /* lazy: nothing fetched yet */
+    assert_int_equal(http_stub_requests(s), 0); /* lazy: nothing fetched yet */
 
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDONE");
     assert_string_equal(c.secret_access_key, "secret-one");
     assert_string_equal(c.session_token, "TOKEN-AKIDONE");
     assert_true(c.expiration > time(NULL) + 100);
-    assert_int_equal(server_requests(&s), 1);
-    assert_true(server_saw(&s, 0, "GET /creds HTTP/1.1\r\n"));
-    assert_true(server_saw(&s, 0, "\r\nAuthorization: tok-abc\r\n"));
+    assert_int_equal(http_stub_requests(s), 1);
+    assert_string_equal(http_stub_request(s, 0)->method, "GET");
+    assert_string_equal(http_stub_request(s, 0)->target, "/creds");
+    assert_string_equal(http_stub_header(http_stub_request(s, 0), "Authorization"), "tok-abc");
 
     /* Expires in two minutes, inside CREDS_REFRESH_AHEAD_S: this get refreshes. */
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDTWO");
     assert_string_equal(c.secret_access_key, "secret-two");
-    assert_int_equal(server_requests(&s), 2);
+    assert_int_equal(http_stub_requests(s), 2);
 
     /* Good for an hour: served from the cache. */
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDTWO");
-    assert_int_equal(server_requests(&s), 2);
+    assert_int_equal(http_stub_requests(s), 2);
 
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 }
 
 static void test_container_token_file(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     struct aws_credentials c;
     char err[256] = "", path[] = "/tmp/test_credentials_tokenXXXXXX";
     int fd = mkstemp(path);
@@ -488,9 +385,8 @@ static void test_container_token_file(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "file-token\n", 11), 11);
     close(fd);
-    server_add_creds(&s, "AKIDFILE", "file-secret", 3600, 0);
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDFILE", "file-secret", 3600, 0);
+    set_full_uri(s);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "env-token", 1); /* the file must win */
 
@@ -498,71 +394,67 @@ static void test_container_token_file(void **state)
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDFILE");
-    assert_true(server_saw(&s, 0, "\r\nAuthorization: file-token\r\n"));
-    assert_false(server_saw(&s, 0, "env-token"));
+    assert_string_equal(http_stub_header(http_stub_request(s, 0), "Authorization"), "file-token");
+    assert_false(request_mentions(s, 0, "env-token"));
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 
     /* A token file that cannot be read is an error naming the variable. */
     unlink(path);
-    struct server s2 = {0};
-    server_add_creds(&s2, "AKIDFILE", "file-secret", 3600, 0);
-    server_start(&s2);
-    set_full_uri(&s2);
+    struct http_stub *s2 = stub();
+    add_creds(s2, "AKIDFILE", "file-secret", 3600, 0);
+    set_full_uri(s2);
     p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
-    assert_int_equal(server_requests(&s2), 0);
+    assert_int_equal(http_stub_requests(s2), 0);
     creds_provider_free(p);
-    server_stop(&s2);
+    http_stub_stop(s2);
 }
 
 static void test_container_http_error_hides_body(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     struct aws_credentials c;
     char err[256] = "";
 
     (void)state;
-    server_add(&s, 500, "{\"SecretAccessKey\":\"body-secret-500\"}", 0);
-    server_start(&s);
-    set_full_uri(&s);
+    add_reply(s, 500, "{\"SecretAccessKey\":\"body-secret-500\"}", 0);
+    set_full_uri(s);
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "HTTP 500"));
     assert_null(strstr(err, "body-secret-500"));
-    assert_int_equal(server_requests(&s), 3); /* retried */
+    assert_int_equal(http_stub_requests(s), 3); /* retried */
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 
     /* A 4xx is not retried: the request itself is wrong. */
-    struct server s2 = {0};
-    server_add(&s2, 403, "{\"message\":\"denied body-secret-403\"}", 0);
-    server_start(&s2);
-    set_full_uri(&s2);
+    struct http_stub *s2 = stub();
+    add_reply(s2, 403, "{\"message\":\"denied body-secret-403\"}", 0);
+    set_full_uri(s2);
     p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "HTTP 403"));
     assert_null(strstr(err, "body-secret-403"));
-    assert_int_equal(server_requests(&s2), 1);
+    assert_int_equal(http_stub_requests(s2), 1);
     creds_provider_free(p);
-    server_stop(&s2);
+    http_stub_stop(s2);
 }
 
 static void test_container_refresh_failure_keeps_valid_creds(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     struct aws_credentials c;
     char err[256] = "";
 
     (void)state;
-    server_add_creds(&s, "AKIDKEEP", "keep-secret", 120, 0);
-    server_add(&s, 503, "unavailable", 0);
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDKEEP", "keep-secret", 120, 0);
+    add_reply(s, 503, "unavailable", 0);
+    set_full_uri(s);
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
@@ -570,15 +462,15 @@ static void test_container_refresh_failure_keeps_valid_creds(void **state)
 
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDKEEP");
-    size_t after_failed_refresh = server_requests(&s);
+    size_t after_failed_refresh = http_stub_requests(s);
     assert_int_equal(after_failed_refresh, 1 + 3);
 
     /* Right after a failure the cache is used without hammering the endpoint. */
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
     assert_string_equal(c.access_key_id, "AKIDKEEP");
-    assert_int_equal(server_requests(&s), after_failed_refresh);
+    assert_int_equal(http_stub_requests(s), after_failed_refresh);
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 }
 
 struct getter {
@@ -595,30 +487,18 @@ static void *get_in_thread(void *arg)
     return NULL;
 }
 
-static bool wait_for_requests(struct server *s, size_t n, int timeout_ms)
-{
-    int64_t deadline = util_mono_ms() + timeout_ms;
-    while (server_requests(s) < n) {
-        if (util_mono_ms() > deadline)
-            return false;
-        usleep(5000);
-    }
-    return true;
-}
-
 /* While one thread refreshes, another gets the cached, still-valid credentials at once. */
 static void test_container_refresh_does_not_stall(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     struct aws_credentials c;
     char err[256] = "";
     pthread_t t;
 
     (void)state;
-    server_add_creds(&s, "AKIDOLD", "old-secret", 120, 0);
-    server_add_creds(&s, "AKIDNEW", "new-secret", 3600, 1500); /* a slow refresh */
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDOLD", "old-secret", 120, 0);
+    add_creds(s, "AKIDNEW", "new-secret", 3600, 1500); /* a slow refresh */
+    set_full_uri(s);
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
@@ -626,7 +506,7 @@ static void test_container_refresh_does_not_stall(void **state)
 
     struct getter g = {.p = p};
     assert_int_equal(pthread_create(&t, NULL, get_in_thread, &g), 0);
-    assert_true(wait_for_requests(&s, 2, 3000)); /* the refresh is in flight */
+    assert_true(http_stub_wait_requests(s, 2, 3000)); /* the refresh is in flight */
 
     int64_t start = util_mono_ms();
     assert_int_equal(creds_provider_get(p, &c, err, sizeof(err)), 0);
@@ -637,23 +517,22 @@ static void test_container_refresh_does_not_stall(void **state)
     pthread_join(t, NULL);
     assert_int_equal(g.rc, 0);
     assert_string_equal(g.c.access_key_id, "AKIDNEW");
-    assert_int_equal(server_requests(&s), 2);
+    assert_int_equal(http_stub_requests(s), 2);
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 }
 
 /* With nothing cached, concurrent callers wait for one shared fetch. */
 static void test_container_empty_cache_waits(void **state)
 {
-    struct server s = {0};
+    struct http_stub *s = stub();
     char err[256] = "";
     pthread_t t[3];
     struct getter g[3];
 
     (void)state;
-    server_add_creds(&s, "AKIDSHARED", "shared-secret", 3600, 300);
-    server_start(&s);
-    set_full_uri(&s);
+    add_creds(s, "AKIDSHARED", "shared-secret", 3600, 300);
+    set_full_uri(s);
     struct creds_provider *p = creds_provider_new_default(err, sizeof(err));
     assert_non_null(p);
     for (int i = 0; i < 3; i++) {
@@ -666,9 +545,9 @@ static void test_container_empty_cache_waits(void **state)
         assert_int_equal(g[i].rc, 0);
         assert_string_equal(g[i].c.access_key_id, "AKIDSHARED");
     }
-    assert_int_equal(server_requests(&s), 1);
+    assert_int_equal(http_stub_requests(s), 1);
     creds_provider_free(p);
-    server_stop(&s);
+    http_stub_stop(s);
 }
 
 static void expect_full_uri(const char *uri, bool ok)
@@ -707,6 +586,11 @@ static void test_container_uri_rules(void **state)
     expect_full_uri("http://128.0.0.1/creds", false);
     expect_full_uri("ftp://127.0.0.1/creds", false);
     expect_full_uri("not a url", false);
+    /* every URL setting is printable ASCII with a host and no user information */
+    expect_full_uri("http://127.0.0.1:9/caf\xc3\xa9", false);
+    expect_full_uri("http://127.0.0.1:9/\xff", false);
+    expect_full_uri("http://user:pw@127.0.0.1:9/creds", false);
+    expect_full_uri("http://127.0.0.1:0/creds", false);
 
     clear_env();
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc", 1);
@@ -715,6 +599,9 @@ static void test_container_uri_rules(void **state)
     assert_string_equal(creds_provider_name(p), "container");
     creds_provider_free(p);
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials/abc", 1);
+    assert_null(creds_provider_new_default(err, sizeof(err)));
+    assert_non_null(strstr(err, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"));
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/a b", 1);
     assert_null(creds_provider_new_default(err, sizeof(err)));
     assert_non_null(strstr(err, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"));
 }

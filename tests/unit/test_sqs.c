@@ -1,10 +1,10 @@
 /*
  * test_sqs.c - the SQS client: JSON encoders and decoders, error
  * classification, configuration from the environment, and the transport
- * against a small HTTP/1.1 server running in a thread of this test.
+ * against the shared HTTP stub (tests/unit/http_stub.h) playing SQS.
  *
- * The server is scripted (one status and body per request) and counts
- * requests and accepted TCP connections, so retries and keep-alive are
+ * The stub is scripted (one status and body per request) and captures every
+ * request and counts accepted TCP connections, so retries and keep-alive are
  * observed from the far side of the socket rather than assumed.
  */
 #include <setjmp.h>
@@ -18,8 +18,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +28,9 @@
 
 #include "credentials.h"
 #include "sigv4.h"
+#include "aws_env.h"
 #include "sqs.h"
+#include "http_stub.h"
 
 #define QURL "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -358,13 +358,13 @@ static const char RECEIVE_FULL[] =
 static void test_decode_receive(void **state)
 {
     (void)state;
-    struct sqs_message *m;
-    size_t n;
+    struct sqs_received r;
     struct sqs_error err;
 
-    assert_int_equal(sqs_decode_receive_message(RECEIVE_FULL, strlen(RECEIVE_FULL), &m, &n, &err),
-                     0);
-    assert_int_equal(n, 2);
+    assert_int_equal(sqs_decode_receive_message(RECEIVE_FULL, strlen(RECEIVE_FULL), &r, &err), 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n_rejected, 0);
+    struct sqs_message *m = r.msgs;
     assert_string_equal(m[0].message_id, "id-1");
     assert_string_equal(m[0].receipt_handle, "rh-1");
     assert_string_equal(m[0].body, "{\"order_id\":1}");
@@ -381,15 +381,18 @@ static void test_decode_receive(void **state)
     assert_int_equal(m[1].sent_timestamp_ms, 0);
     assert_null(m[1].trace_header);
     assert_int_equal(m[1].n_attrs, 0);
-    sqs_messages_free(m, n);
+    sqs_received_free(&r);
+    assert_null(r.msgs);
+    assert_int_equal(r.n, 0);
 
     /* Emulators may send numbers as JSON numbers. */
     const char *nums = "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"b\",\"Body\":\"c\","
                        "\"Attributes\":{\"ApproximateReceiveCount\":7,\"SentTimestamp\":5}}]}";
-    assert_int_equal(sqs_decode_receive_message(nums, strlen(nums), &m, &n, &err), 0);
-    assert_int_equal(m[0].receive_count, 7);
-    assert_int_equal(m[0].sent_timestamp_ms, 5);
-    sqs_messages_free(m, n);
+    assert_int_equal(sqs_decode_receive_message(nums, strlen(nums), &r, &err), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.msgs[0].receive_count, 7);
+    assert_int_equal(r.msgs[0].sent_timestamp_ms, 5);
+    sqs_received_free(&r);
 }
 
 static void test_decode_receive_empty(void **state)
@@ -397,28 +400,53 @@ static void test_decode_receive_empty(void **state)
     (void)state;
     const char *ok[] = {"{}", "{\"Messages\":[]}", "{\"Messages\":null}", " { } "};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        struct sqs_message *m = (void *)1;
-        size_t n = 99;
+        struct sqs_received r;
         struct sqs_error err;
-        assert_int_equal(sqs_decode_receive_message(ok[i], strlen(ok[i]), &m, &n, &err), 0);
-        assert_int_equal(n, 0);
-        assert_null(m);
+        memset(&r, 0x55, sizeof(r));
+        assert_int_equal(sqs_decode_receive_message(ok[i], strlen(ok[i]), &r, &err), 0);
+        assert_int_equal(r.n, 0);
+        assert_int_equal(r.n_rejected, 0);
+        assert_null(r.msgs);
+        assert_null(r.rejected);
     }
 }
 
+/* The answer as a whole is unusable: an error, nothing returned. */
 static void expect_receive_parse_error(const char *json, const char *needle)
 {
-    struct sqs_message *m = (void *)1;
-    size_t n = 99;
+    struct sqs_received r;
     struct sqs_error err;
-    if (sqs_decode_receive_message(json, json ? strlen(json) : 0, &m, &n, &err) == 0)
+    memset(&r, 0x55, sizeof(r));
+    if (sqs_decode_receive_message(json, json ? strlen(json) : 0, &r, &err) == 0)
         fail_msg("accepted: %s", json);
     assert_int_equal(err.kind, SQS_ERR_PARSE);
     assert_false(sqs_error_retryable(&err));
-    assert_null(m);
-    assert_int_equal(n, 0);
+    assert_null(r.msgs);
+    assert_null(r.rejected);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.n_rejected, 0);
     if (!strstr(err.message, needle))
         fail_msg("message \"%s\" lacks \"%s\"", err.message, needle);
+}
+
+/* One entry that cannot be acted on: reported, not returned, with what is
+ * known of it. */
+static void expect_rejected(const char *json, const char *needle, const char *message_id,
+                            bool has_receipt_handle)
+{
+    struct sqs_received r;
+    struct sqs_error err;
+    if (sqs_decode_receive_message(json, strlen(json), &r, &err) != 0)
+        fail_msg("whole answer refused (%s): %s", err.message, json);
+    if (r.n != 0 || r.n_rejected != 1)
+        fail_msg("%zu returned, %zu rejected, expected 0 and 1: %s", r.n, r.n_rejected, json);
+    const struct sqs_rejected *x = &r.rejected[0];
+    assert_int_equal(x->why.kind, SQS_ERR_PARSE);
+    if (!strstr(x->why.message, needle))
+        fail_msg("reason \"%s\" lacks \"%s\"", x->why.message, needle);
+    assert_string_equal(x->message_id, message_id);
+    assert_int_equal(x->has_receipt_handle, has_receipt_handle);
+    sqs_received_free(&r);
 }
 
 static void test_decode_receive_bad(void **state)
@@ -428,47 +456,6 @@ static void test_decode_receive_bad(void **state)
     expect_receive_parse_error("not json", "not valid JSON");
     expect_receive_parse_error("[1,2]", "not a JSON object");
     expect_receive_parse_error("{\"Messages\":{}}", "Messages is not an array");
-    expect_receive_parse_error("{\"Messages\":[1]}", "message 0 is not an object");
-    expect_receive_parse_error("{\"Messages\":[{\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
-                               "MessageId is missing");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"},"
-        "{\"MessageId\":\"a\",\"ReceiptHandle\":7,\"Body\":\"b\"}]}",
-        "ReceiptHandle is not a string");
-    expect_receive_parse_error("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\"}]}",
-                               "Body is missing");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":[]}]}",
-        "Attributes is not an object");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"ApproximateReceiveCount\":\"x1\"}}]}",
-        "ApproximateReceiveCount");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"ApproximateReceiveCount\":\"99999999999\"}}]}",
-        "ApproximateReceiveCount");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"SentTimestamp\":true}}]}",
-        "SentTimestamp");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"Attributes\":{\"AWSTraceHeader\":1}}]}",
-        "AWSTraceHeader is not a string");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":5}}}]}",
-        "StringValue is not a string");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":{\"k\":\"v\"}}]}",
-        "has no DataType");
-    expect_receive_parse_error(
-        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
-        "\"MessageAttributes\":7}]}",
-        "MessageAttributes is not an object");
 
     /* More messages than a receive can ever return. */
     char big[2048] = "{\"Messages\":[";
@@ -484,6 +471,171 @@ static void test_decode_receive_bad(void **state)
     deep[200000] = '\0';
     expect_receive_parse_error(deep, "not valid JSON");
     free(deep);
+
+    /* Everything below is one bad entry, not a bad answer. */
+    expect_rejected("{\"Messages\":[1]}", "message 0: the entry is not an object", "", false);
+    expect_rejected("{\"Messages\":[{\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
+                    "MessageId is missing", "", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":7,\"Body\":\"b\"}]}",
+                    "ReceiptHandle is not a string", "a", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\"}]}",
+                    "Body is missing", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":7}]}",
+                    "Body is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":[]}]}",
+                    "Attributes is not an object", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"ApproximateReceiveCount\":\"x1\"}}]}",
+                    "ApproximateReceiveCount", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"ApproximateReceiveCount\":\"99999999999\"}}]}",
+                    "ApproximateReceiveCount", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"SentTimestamp\":true}}]}",
+                    "SentTimestamp", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"Attributes\":{\"AWSTraceHeader\":1}}]}",
+                    "AWSTraceHeader is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":5}}}]}",
+                    "StringValue is not a string", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":{\"k\":\"v\"}}]}",
+                    "has no DataType", "a", true);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+                    "\"MessageAttributes\":7}]}",
+                    "MessageAttributes is not an object", "a", true);
+
+    /* An id too long to log whole is not copied into the report. */
+    char longid[400];
+    snprintf(longid, sizeof(longid),
+             "{\"Messages\":[{\"MessageId\":\"%0200d\",\"ReceiptHandle\":\"r\",\"Body\":\"b\"}]}",
+             7);
+    expect_rejected(longid, "MessageId is longer than 127 bytes", "", true);
+}
+
+/* Fault 1 (issue 10): SQS (or an emulator, or a proxy) answered an entry with
+ * "ReceiptHandle": "". The decoder handed it out as a message; the worker
+ * paid the order, the DeleteMessageBatch encoder refused the empty handle,
+ * sqs_request_new returned NULL and the worker dereferenced it (SIGSEGV).
+ * An entry that can never be deleted is now refused by the decoder. */
+static void test_fault1_empty_receipt_handle_is_rejected_not_returned(void **state)
+{
+    (void)state;
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"\","
+                    "\"Body\":\"{\\\"order_id\\\":\\\"o\\\"}\"}]}",
+                    "ReceiptHandle is empty", "m-1", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"m-2\",\"Body\":\"b\"}]}",
+                    "ReceiptHandle is missing", "m-2", false);
+    expect_rejected(
+        "{\"Messages\":[{\"MessageId\":\"m-3\",\"ReceiptHandle\":null,\"Body\":\"b\"}]}",
+        "ReceiptHandle is not a string", "m-3", false);
+    expect_rejected("{\"Messages\":[{\"MessageId\":\"\",\"ReceiptHandle\":\"rh\",\"Body\":\"b\"}]}",
+                    "MessageId is empty", "", true);
+    expect_rejected(
+        "{\"Messages\":[{\"MessageId\":\"m-4\",\"ReceiptHandle\":\"rh\",\"Body\":\"\"}]}",
+        "Body is empty", "m-4", true);
+
+    /* The same on its own, as the per-entry decoder (the fuzz target) sees it. */
+    struct sqs_message m;
+    struct sqs_rejected rej;
+    struct sqs_error err;
+    const char *e = "{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"\",\"Body\":\"b\"}";
+    assert_int_equal(sqs_decode_receive_entry(e, strlen(e), &m, &rej, &err), 1);
+    assert_null(m.message_id);
+    assert_null(m.receipt_handle);
+    assert_string_equal(rej.message_id, "m-1");
+    assert_false(rej.has_receipt_handle);
+    const char *ok = "{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"rh\",\"Body\":\"b\"}";
+    assert_int_equal(sqs_decode_receive_entry(ok, strlen(ok), &m, &rej, &err), 0);
+    assert_string_equal(m.receipt_handle, "rh");
+    sqs_message_clear(&m);
+    assert_null(m.receipt_handle);
+    assert_int_equal(sqs_decode_receive_entry("{", 1, &m, &rej, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_PARSE);
+}
+
+/* Fault 1, the other half: a request that could not be built (the encoder
+ * refused, memory ran out) is NULL, and NULL is an error for every request
+ * function, never a dereference. */
+static void test_fault1_null_request_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    struct sqs_receipt_entry bad[1] = {{"d0", "", 0}};
+    char *body = sqs_encode_delete_message_batch(QURL, bad, 1);
+    assert_null(body); /* SQS would refuse an empty receipt handle */
+
+    struct aws_credentials c = {.access_key_id = "AKID", .secret_access_key = SECRET};
+    struct creds_provider *p = creds_provider_new_static(&c);
+    struct sqs_config cfg = {.endpoint = "http://127.0.0.1:9",
+                             .region = "eu-west-1",
+                             .connect_timeout_ms = 100,
+                             .request_timeout_ms = 100,
+                             .max_attempts = 1};
+    struct sqs_client *client = sqs_client_new(&cfg, p);
+    assert_non_null(client);
+    struct sqs_request *r = sqs_request_new(client, SQS_DELETE_MESSAGE_BATCH, body, NULL);
+    assert_null(r);
+
+    struct sqs_error err;
+    assert_int_equal(sqs_request_prepare(r, 0, &err), -1);
+    assert_int_equal(err.kind, SQS_ERR_CLIENT);
+    assert_false(sqs_error_retryable(&err));
+    assert_null(sqs_request_easy(r));
+    assert_int_equal(sqs_request_complete(r, CURLE_OK, &err), -1);
+    size_t len = 99;
+    assert_string_equal(sqs_request_response(r, &len), "");
+    assert_int_equal(len, 0);
+    assert_null(sqs_request_userdata(r));
+    assert_int_equal(sqs_request_attempts(r), 0);
+    assert_int_equal(sqs_request_action(r), SQS_ACTION_UNKNOWN);
+    assert_null(sqs_request_from_easy(NULL));
+    sqs_request_free(r);
+    sqs_client_free(client);
+    creds_provider_free(p);
+}
+
+/* Fault 4 (issue 10): one malformed entry made the whole ReceiveMessage
+ * answer fail, so the valid messages beside it waited out their visibility
+ * timeout and counted toward the DLQ. Now the valid ones come back at once,
+ * in order, and each bad one is reported with what is known of it. */
+static const char FAULT4_ANSWER[] =
+    "{\"Messages\":["
+    "{\"MessageId\":\"good-1\",\"ReceiptHandle\":\"rh-1\",\"Body\":\"one\"},"
+    "{\"ReceiptHandle\":\"rh-x\",\"Body\":\"no id\"},"
+    "{\"MessageId\":\"bad-body\",\"ReceiptHandle\":\"rh-y\",\"Body\":{\"not\":\"a string\"}},"
+    "{\"MessageId\":\"bad-attr\",\"ReceiptHandle\":\"rh-z\",\"Body\":\"b\","
+    "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":[]}}},"
+    "{\"MessageId\":\"good-2\",\"ReceiptHandle\":\"rh-2\",\"Body\":\"two\","
+    "\"MessageAttributes\":{\"correlation_id\":{\"DataType\":\"String\",\"StringValue\":\"c\"}}}"
+    "]}";
+
+static void assert_fault4_result(const struct sqs_received *r)
+{
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->msgs[0].message_id, "good-1");
+    assert_string_equal(r->msgs[0].receipt_handle, "rh-1");
+    assert_string_equal(r->msgs[1].message_id, "good-2");
+    assert_string_equal(sqs_message_attr(&r->msgs[1], "correlation_id"), "c");
+    assert_int_equal(r->n_rejected, 3);
+    assert_string_equal(r->rejected[0].message_id, "");
+    assert_true(r->rejected[0].has_receipt_handle);
+    assert_non_null(strstr(r->rejected[0].why.message, "message 1: MessageId is missing"));
+    assert_string_equal(r->rejected[1].message_id, "bad-body");
+    assert_non_null(strstr(r->rejected[1].why.message, "message 2: Body is not a string"));
+    assert_string_equal(r->rejected[2].message_id, "bad-attr");
+    assert_non_null(strstr(r->rejected[2].why.message, "StringValue is not a string"));
+}
+
+static void test_fault4_one_malformed_entry_keeps_the_rest_of_the_batch(void **state)
+{
+    (void)state;
+    struct sqs_received r;
+    struct sqs_error err;
+    assert_int_equal(sqs_decode_receive_message(FAULT4_ANSWER, strlen(FAULT4_ANSWER), &r, &err), 0);
+    assert_fault4_result(&r);
+    sqs_received_free(&r);
 }
 
 static void test_decode_send_message(void **state)
@@ -770,267 +922,86 @@ static void test_config_tunables(void **state)
     env_clear();
 }
 
-/* ---- transport: a scripted HTTP/1.1 server ------------------------------- */
+/* Fault 5 (issue 10), the URL part: an endpoint with invalid UTF-8 (or any
+ * byte that is not printable ASCII) reached libcurl and jansson and crashed
+ * the worker on its first receive. Every URL setting is now checked at start
+ * and the error names the variable. */
+static void test_fault5_endpoint_urls_are_validated(void **state)
+{
+    (void)state;
+    struct sqs_config c;
+    char err[256];
+    const char *bad[] = {
+        "http://sqs.\xff\xfe.example",  /* invalid UTF-8 */
+        "http://s\xc3\xa9.example.com", /* valid UTF-8, not ASCII */
+        "http://host:4566/\x01",
+        "http://host name:4566",
+        "http://host\t:1",
+        "http://user:pw@host:4566",
+        "http://host:0",
+        "http://host:65536",
+        "http://host:",
+        "http://host:45a",
+        "http://:4566",
+        "http://",
+        "https:///path",
+        "gopher://host",
+        "http//host",
+        "http://[::1",
+        "http://[]:1",
+        "http://[::1]x",
+        "http://ho%st",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_clear();
+        setenv("AWS_REGION", "us-east-1", 1);
+        setenv("AWS_ENDPOINT_URL_SQS", bad[i], 1);
+        err[0] = '\0';
+        if (sqs_config_from_env(&c, err, sizeof(err)) != -1)
+            fail_msg("AWS_ENDPOINT_URL_SQS=%s accepted", bad[i]);
+        if (strncmp(err, "AWS_ENDPOINT_URL_SQS ", 21) != 0)
+            fail_msg("error does not start with the variable: %s", err);
+        /* the message is printable ASCII: safe on one stderr line */
+        for (const char *p = err; *p; p++)
+            assert_true(*p >= 0x20 && *p < 0x7f);
+        char why[128];
+        assert_false(aws_url_valid(bad[i], why, sizeof(why)));
+        assert_true(why[0] != '\0');
+    }
+    const char *good[] = {"http://localhost:4566",   "https://sqs.eu-west-1.amazonaws.com",
+                          "http://127.0.0.1:1",      "http://[::1]:65535",
+                          "HTTPS://Sqs.Example.com", "http://elasticmq:9324/"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        env_clear();
+        setenv("AWS_REGION", "us-east-1", 1);
+        setenv("AWS_ENDPOINT_URL", good[i], 1);
+        if (sqs_config_from_env(&c, err, sizeof(err)) != 0)
+            fail_msg("AWS_ENDPOINT_URL=%s refused: %s", good[i], err);
+    }
+    /* Queue URLs (which the programs check with the same function) have a path. */
+    char why[128];
+    assert_true(aws_url_valid(QURL, why, sizeof(why)));
+    assert_true(aws_url_valid("http://localhost:4566/000000000000/orders", why, sizeof(why)));
+    assert_false(
+        aws_url_valid("http://localhost:4566/000000000000/ord\xc3\xa9rs", why, sizeof(why)));
+    assert_false(aws_url_valid(NULL, why, sizeof(why)));
+    assert_false(aws_url_valid("", why, sizeof(why)));
+    env_clear();
+}
 
+/* ---- transport: SQS played by the shared HTTP stub ---------------------- */
+
+/* One scripted answer, in the order the tests list them. */
 struct reply {
     int status;
     const char *body;
-    bool hang_up;     /* close the connection without answering */
-    int delay_ms;     /* wait before answering */
-    size_t flood_len; /* answer 200 with this many bytes of body */
+    bool hang_up;    /* close the connection without answering */
+    int delay_ms;    /* wait before answering */
+    size_t fill_len; /* answer 200 with this many bytes of body */
 };
-
-struct server {
-    int lfd;
-    int port;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    bool stop;
-    struct reply script[16]; /* the last entry repeats */
-    size_t n_script;
-    /* observed */
-    int connections;
-    int requests;
-    int bad_requests;
-    char bad_reason[256];
-    char target[128];
-    char content_type[128];
-    char host[128];
-    char date[64];
-    char token[256];
-    char authorization[1024];
-    char body[8192];
-};
-
-static void copy_value(char *dst, size_t dstlen, const char *v, size_t n)
-{
-    if (n >= dstlen)
-        n = dstlen - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static bool server_stopping(struct server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    bool stop = s->stop;
-    pthread_mutex_unlock(&s->lock);
-    return stop;
-}
-
-/* Reads more bytes with a short poll so a stop request is noticed; returns
- * bytes read, 0 at EOF, -1 on error or stop. */
-static ssize_t read_some(struct server *s, int fd, char *buf, size_t cap)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (server_stopping(s))
-            return -1;
-        int n = poll(&p, 1, 50);
-        if (n < 0 && errno != EINTR)
-            return -1;
-        if (n > 0)
-            return recv(fd, buf, cap, 0);
-    }
-}
-
-static void check_request(struct server *s, const char *req_line, size_t line_len)
-{
-    const char *why = NULL;
-    if (line_len != 15 || strncmp(req_line, "POST / HTTP/1.1", 15) != 0)
-        why = "request line is not POST / HTTP/1.1";
-    else if (strncmp(s->target, "AmazonSQS.", 10) != 0)
-        why = "X-Amz-Target missing or wrong";
-    else if (strcmp(s->content_type, "application/x-amz-json-1.0") != 0)
-        why = "Content-Type wrong";
-    else if (strncmp(s->authorization, "AWS4-HMAC-SHA256 Credential=AKID/", 33) != 0)
-        why = "Authorization missing or wrong";
-    else if (!s->date[0])
-        why = "X-Amz-Date missing";
-    if (why) {
-        s->bad_requests++;
-        snprintf(s->bad_reason, sizeof(s->bad_reason), "%s", why);
-    }
-}
-
-/* Serves one connection until the peer closes it; false to drop it. */
-static bool serve_one(struct server *s, int fd, char *buf, size_t cap, size_t *have)
-{
-    char *end;
-    ssize_t n;
-
-    while (!(end = memmem(buf, *have, "\r\n\r\n", 4))) {
-        if (*have == cap || (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
-            return false;
-        *have += (size_t)n;
-    }
-    size_t head_len = (size_t)(end - buf) + 4;
-    size_t content_length = 0;
-    bool expect = false;
-
-    pthread_mutex_lock(&s->lock);
-    s->target[0] = s->content_type[0] = s->host[0] = s->date[0] = s->token[0] = '\0';
-    s->authorization[0] = '\0';
-    const char *line = buf;
-    const char *first_eol = memmem(buf, head_len, "\r\n", 2);
-    size_t req_line_len = (size_t)(first_eol - buf);
-    for (line = first_eol + 2; line < end;) {
-        const char *eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon) {
-            size_t nlen = (size_t)(colon - line);
-            const char *v = colon + 1;
-            while (v < eol && *v == ' ')
-                v++;
-            size_t vlen = (size_t)(eol - v);
-#define HDR(name, field)                                                                           \
-    if (nlen == strlen(name) && strncasecmp(line, name, nlen) == 0)                                \
-    copy_value(s->field, sizeof(s->field), v, vlen)
-            HDR("X-Amz-Target", target);
-            HDR("Content-Type", content_type);
-            HDR("Host", host);
-            HDR("X-Amz-Date", date);
-            HDR("X-Amz-Security-Token", token);
-            HDR("Authorization", authorization);
-#undef HDR
-            if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0)
-                content_length = strtoul(v, NULL, 10);
-            if (nlen == 6 && strncasecmp(line, "Expect", 6) == 0)
-                expect = true;
-        }
-        line = eol + 2;
-    }
-    check_request(s, buf, req_line_len);
-    if (expect) {
-        s->bad_requests++;
-        snprintf(s->bad_reason, sizeof(s->bad_reason), "Expect header sent");
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    while (*have < head_len + content_length) {
-        if (head_len + content_length > cap ||
-            (n = read_some(s, fd, buf + *have, cap - *have)) <= 0)
-            return false;
-        *have += (size_t)n;
-    }
-
-    pthread_mutex_lock(&s->lock);
-    copy_value(s->body, sizeof(s->body), buf + head_len, content_length);
-    size_t idx = (size_t)s->requests < s->n_script ? (size_t)s->requests : s->n_script - 1;
-    struct reply r = s->script[idx];
-    s->requests++;
-    pthread_mutex_unlock(&s->lock);
-
-    memmove(buf, buf + head_len + content_length, *have - head_len - content_length);
-    *have -= head_len + content_length;
-
-    if (r.delay_ms) {
-        struct timespec ts = {.tv_sec = r.delay_ms / 1000,
-                              .tv_nsec = (long)(r.delay_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (r.hang_up)
-        return false;
-    char head[256];
-    if (r.flood_len) {
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 r.flood_len);
-        if (send_all(fd, head, strlen(head)) != 0)
-            return false;
-        char chunk[65536];
-        memset(chunk, 'x', sizeof(chunk));
-        for (size_t sent = 0; sent < r.flood_len; sent += sizeof(chunk)) {
-            size_t k = r.flood_len - sent < sizeof(chunk) ? r.flood_len - sent : sizeof(chunk);
-            if (send_all(fd, chunk, k) != 0)
-                return false;
-        }
-        return true;
-    }
-    const char *body = r.body ? r.body : "";
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 %d Status\r\nContent-Type: application/x-amz-json-1.0\r\n"
-             "x-amzn-RequestId: 00000000-test\r\nContent-Length: %zu\r\n\r\n",
-             r.status, strlen(body));
-    return send_all(fd, head, strlen(head)) == 0 && send_all(fd, body, strlen(body)) == 0;
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-    size_t cap = 4 << 20;
-    char *buf = malloc(cap);
-    if (!buf)
-        abort(); /* cmocka's assertions may not jump out of another thread */
-
-    while (!server_stopping(s)) {
-        struct pollfd p = {.fd = s->lfd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&s->lock);
-        s->connections++;
-        pthread_mutex_unlock(&s->lock);
-        size_t have = 0;
-        while (serve_one(s, fd, buf, cap, &have))
-            ;
-        close(fd);
-    }
-    free(buf);
-    return NULL;
-}
-
-static struct server *server_start(const struct reply *script, size_t n)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    int one = 1;
-
-    assert_non_null(s);
-    assert_true(n >= 1 && n <= 16);
-    memcpy(s->script, script, n * sizeof(*script));
-    s->n_script = n;
-    pthread_mutex_init(&s->lock, NULL);
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
-    return s;
-}
-
-static void server_stop(struct server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->stop = true;
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
-    close(s->lfd);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
 
 struct fixture {
-    struct server *srv;
+    struct http_stub *srv;
     struct creds_provider *creds;
     struct sqs_client *client;
 };
@@ -1046,12 +1017,23 @@ static void fixture_start(struct fixture *f, const struct reply *script, size_t 
     strcpy(c.secret_access_key, SECRET);
     if (session_token)
         strcpy(c.session_token, session_token);
-    f->srv = server_start(script, n);
+    f->srv = http_stub_start();
+    assert_non_null(f->srv);
+    for (size_t i = 0; i < n; i++) {
+        const struct http_stub_response r = {.status = script[i].status,
+                                             .body = script[i].body,
+                                             .content_type = "application/x-amz-json-1.0",
+                                             .headers = "x-amzn-RequestId: 00000000-test\r\n",
+                                             .delay_ms = script[i].delay_ms,
+                                             .hang_up = script[i].hang_up,
+                                             .fill_len = script[i].fill_len};
+        http_stub_push(f->srv, &r);
+    }
     f->creds = creds_provider_new_static(&c);
     assert_non_null(f->creds);
 
     memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "http://127.0.0.1:%d", f->srv->port);
+    snprintf(cfg.endpoint, sizeof(cfg.endpoint), "%s", http_stub_url(f->srv));
     strcpy(cfg.region, "eu-west-1");
     cfg.verify_tls = true;
     cfg.connect_timeout_ms = 1000;
@@ -1067,14 +1049,60 @@ static void fixture_stop(struct fixture *f)
 {
     sqs_client_free(f->client);
     creds_provider_free(f->creds);
-    server_stop(f->srv);
+    http_stub_stop(f->srv);
+}
+
+static int requests(struct fixture *f)
+{
+    return (int)http_stub_requests(f->srv);
+}
+
+static int connections(struct fixture *f)
+{
+    return (int)http_stub_connections(f->srv);
+}
+
+/* A header of the latest request, "" when absent (so string asserts fail cleanly). */
+static const char *last_header(struct fixture *f, const char *name)
+{
+    const char *v = http_stub_header(http_stub_last(f->srv), name);
+    return v ? v : "";
+}
+
+static const char *last_body(struct fixture *f)
+{
+    const struct http_stub_request *r = http_stub_last(f->srv);
+    return r ? r->body : "";
+}
+
+/* Why an SQS request is malformed, or NULL when it is what SQS expects. */
+static const char *sqs_request_problem(const struct http_stub_request *r)
+{
+    const char *target = http_stub_header(r, "X-Amz-Target");
+    const char *ctype = http_stub_header(r, "Content-Type");
+    const char *auth = http_stub_header(r, "Authorization");
+    if (strcmp(r->method, "POST") != 0 || strcmp(r->target, "/") != 0)
+        return "request line is not POST /";
+    if (!target || strncmp(target, "AmazonSQS.", 10) != 0)
+        return "X-Amz-Target missing or wrong";
+    if (!ctype || strcmp(ctype, "application/x-amz-json-1.0") != 0)
+        return "Content-Type wrong";
+    if (!auth || strncmp(auth, "AWS4-HMAC-SHA256 Credential=AKID/", 33) != 0)
+        return "Authorization missing or wrong";
+    if (!http_stub_header(r, "X-Amz-Date"))
+        return "X-Amz-Date missing";
+    if (http_stub_header(r, "Expect"))
+        return "Expect header sent";
+    return NULL;
 }
 
 static void assert_no_bad_requests(struct fixture *f)
 {
-    if (f->srv->bad_requests)
-        fail_msg("server saw %d malformed request(s): %s", f->srv->bad_requests,
-                 f->srv->bad_reason);
+    for (size_t i = 0; i < http_stub_requests(f->srv); i++) {
+        const char *why = sqs_request_problem(http_stub_request(f->srv, i));
+        if (why)
+            fail_msg("request %zu is malformed: %s", i, why);
+    }
 }
 
 static void assert_no_secret(const struct sqs_error *err)
@@ -1105,11 +1133,11 @@ static void test_transport_retries_5xx(void **state)
     char *body = sqs_encode_send_message(QURL, &e);
     assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE, body, 0, &resp, &len, &err), 0);
     assert_int_equal(err.kind, SQS_ERR_NONE);
-    assert_int_equal(f.srv->requests, 3);
+    assert_int_equal(requests(&f), 3);
     assert_int_equal(len, strlen(OK_SEND));
     assert_string_equal(resp, OK_SEND);
-    assert_string_equal(f.srv->target, "AmazonSQS.SendMessage");
-    assert_string_equal(f.srv->body, body);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.SendMessage");
+    assert_string_equal(last_body(&f), body);
     assert_no_bad_requests(&f);
     free(resp);
     free(body);
@@ -1127,7 +1155,7 @@ static void test_transport_client_error_not_retried(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), -1);
     assert_null(url);
-    assert_int_equal(f.srv->requests, 1);
+    assert_int_equal(requests(&f), 1);
     assert_int_equal(err.kind, SQS_ERR_CLIENT);
     assert_int_equal(err.http_status, 400);
     assert_string_equal(err.type, "QueueDoesNotExist");
@@ -1136,7 +1164,7 @@ static void test_transport_client_error_not_retried(void **state)
     assert_false(sqs_error_retryable(&err));
     assert_no_secret(&err);
     /* the session token travels in its own header */
-    assert_string_equal(f.srv->token, TOKEN);
+    assert_string_equal(last_header(&f, "X-Amz-Security-Token"), TOKEN);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1156,8 +1184,8 @@ static void test_transport_throttling_retried(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_get_queue_url(f.client, "orders", &url, &err), 0);
     assert_string_equal(url, QURL);
-    assert_int_equal(f.srv->requests, 3);
-    assert_string_equal(f.srv->target, "AmazonSQS.GetQueueUrl");
+    assert_int_equal(requests(&f), 3);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.GetQueueUrl");
     assert_no_bad_requests(&f);
     free(url);
     fixture_stop(&f);
@@ -1172,7 +1200,7 @@ static void test_transport_gives_up_after_max_attempts(void **state)
 
     struct sqs_error err;
     assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), -1);
-    assert_int_equal(f.srv->requests, 5);
+    assert_int_equal(requests(&f), 5);
     assert_int_equal(err.kind, SQS_ERR_SERVER);
     assert_int_equal(err.http_status, 503);
     assert_non_null(strstr(err.message, "after 5 attempts"));
@@ -1195,8 +1223,8 @@ static void test_transport_keep_alive(void **state)
         assert_int_equal(sqs_send_message(f.client, QURL, &e, id, sizeof(id), &err), 0);
         assert_string_equal(id, "msg-0001");
     }
-    assert_int_equal(f.srv->requests, 5); /* one retried 500, four answers */
-    assert_int_equal(f.srv->connections, 1);
+    assert_int_equal(requests(&f), 5); /* one retried 500, four answers */
+    assert_int_equal(connections(&f), 1);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1212,7 +1240,7 @@ static void test_transport_hang_up_retried(void **state)
     char *resp = NULL;
     size_t len = 0;
     assert_int_equal(sqs_call(f.client, SQS_DELETE_MESSAGE, "{}", 0, &resp, &len, &err), 0);
-    assert_int_equal(f.srv->requests, 2);
+    assert_int_equal(requests(&f), 2);
     /* an empty 2xx body reads as an empty object */
     assert_string_equal(resp, "{}");
     assert_int_equal(len, 2);
@@ -1277,7 +1305,7 @@ static void test_transport_response_cap(void **state)
     assert_null(resp);
     assert_int_equal(err.kind, SQS_ERR_PARSE);
     assert_non_null(strstr(err.message, "larger than"));
-    assert_int_equal(f.srv->requests, 1); /* not retried */
+    assert_int_equal(requests(&f), 1); /* not retried */
     fixture_stop(&f);
 }
 
@@ -1301,7 +1329,7 @@ static void test_transport_no_expect_continue(void **state)
     struct sqs_error err;
     assert_int_equal(sqs_call(f.client, SQS_SEND_MESSAGE_BATCH, body, 0, &resp, NULL, &err), 0);
     assert_string_equal(resp, "{}");
-    assert_int_equal(f.srv->requests, 1);
+    assert_int_equal(requests(&f), 1);
     assert_no_bad_requests(&f);
     free(resp);
     free(body);
@@ -1323,27 +1351,27 @@ static void test_transport_signature_matches_wire(void **state)
     assert_no_bad_requests(&f);
 
     char host[64];
-    snprintf(host, sizeof(host), "127.0.0.1:%d", f.srv->port);
-    assert_string_equal(f.srv->host, host);
-    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibility");
+    snprintf(host, sizeof(host), "127.0.0.1:%d", http_stub_port(f.srv));
+    assert_string_equal(last_header(&f, "Host"), host);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ChangeMessageVisibility");
 
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
-    assert_non_null(strptime(f.srv->date, "%Y%m%dT%H%M%SZ", &tm));
+    assert_non_null(strptime(last_header(&f, "X-Amz-Date"), "%Y%m%dT%H%M%SZ", &tm));
     struct aws_credentials c;
     memset(&c, 0, sizeof(c));
     strcpy(c.access_key_id, "AKID");
     strcpy(c.secret_access_key, SECRET);
     strcpy(c.session_token, TOKEN);
-    const struct sigv4_header hdrs[] = {{"Host", f.srv->host},
-                                        {"Content-Type", f.srv->content_type},
-                                        {"X-Amz-Target", f.srv->target}};
+    const struct sigv4_header hdrs[] = {{"Host", last_header(&f, "Host")},
+                                        {"Content-Type", last_header(&f, "Content-Type")},
+                                        {"X-Amz-Target", last_header(&f, "X-Amz-Target")}};
     const struct sigv4_request req = {.method = "POST",
                                       .path = "/",
                                       .headers = hdrs,
                                       .n_headers = 3,
-                                      .body = f.srv->body,
-                                      .body_len = strlen(f.srv->body)};
+                                      .body = last_body(&f),
+                                      .body_len = strlen(last_body(&f))};
     const struct sigv4_signing s = {.region = "eu-west-1",
                                     .service = "sqs",
                                     .creds = &c,
@@ -1352,12 +1380,12 @@ static void test_transport_signature_matches_wire(void **state)
     struct sigv4_result out;
     char serr[256];
     assert_int_equal(sigv4_sign(&req, &s, &out, serr, sizeof(serr)), 0);
-    assert_string_equal(out.amz_date, f.srv->date);
-    assert_string_equal(out.authorization, f.srv->authorization);
-    assert_non_null(strstr(f.srv->authorization, "/eu-west-1/sqs/aws4_request"));
+    assert_string_equal(out.amz_date, last_header(&f, "X-Amz-Date"));
+    assert_string_equal(out.authorization, last_header(&f, "Authorization"));
+    assert_non_null(strstr(last_header(&f, "Authorization"), "/eu-west-1/sqs/aws4_request"));
     sigv4_result_free(&out);
 
-    json_t *j = parse(f.srv->body);
+    json_t *j = parse(last_body(&f));
     assert_string_equal(jstr(j, "ReceiptHandle"), "rh-9");
     json_decref(j);
     fixture_stop(&f);
@@ -1378,15 +1406,14 @@ static void test_transport_wrappers(void **state)
         {200, "", false, 0, 0}};
     fixture_start(&f, script, 5, NULL);
 
-    struct sqs_message *m;
-    size_t n;
+    struct sqs_received rcv;
     struct sqs_error err;
-    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 1, &m, &n, &err), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(m[0].receipt_handle, "rh-1");
-    sqs_messages_free(m, n);
-    assert_string_equal(f.srv->target, "AmazonSQS.ReceiveMessage");
-    json_t *j = parse(f.srv->body);
+    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 1, &rcv, &err), 0);
+    assert_int_equal(rcv.n, 2);
+    assert_string_equal(rcv.msgs[0].receipt_handle, "rh-1");
+    sqs_received_free(&rcv);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ReceiveMessage");
+    json_t *j = parse(last_body(&f));
     assert_int_equal(json_integer_value(json_object_get(j, "WaitTimeSeconds")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "MaxNumberOfMessages")), 10);
     json_decref(j);
@@ -1394,7 +1421,7 @@ static void test_transport_wrappers(void **state)
     struct sqs_send_entry e[2] = {{.id = "a", .body = "x"}, {.id = "b", .body = "y"}};
     struct sqs_batch_result r;
     assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 2, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.SendMessageBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.SendMessageBatch");
     assert_int_equal(r.n_ok, 1);
     assert_string_equal(r.ok_message_ids[0], "m-a");
     assert_int_equal(r.n_failed, 1);
@@ -1403,26 +1430,94 @@ static void test_transport_wrappers(void **state)
 
     struct sqs_receipt_entry d[1] = {{"d0", "rh-1", 0}};
     assert_int_equal(sqs_delete_message_batch(f.client, QURL, d, 1, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessageBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessageBatch");
     assert_int_equal(r.n_ok, 1);
     sqs_batch_result_free(&r);
 
     struct sqs_receipt_entry v[1] = {{"v0", "rh-1", 45}};
     assert_int_equal(sqs_change_message_visibility_batch(f.client, QURL, v, 1, &r, &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.ChangeMessageVisibilityBatch");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.ChangeMessageVisibilityBatch");
     assert_string_equal(r.ok_ids[0], "v0");
     sqs_batch_result_free(&r);
 
     assert_int_equal(sqs_delete_message(f.client, QURL, "rh-1", &err), 0);
-    assert_string_equal(f.srv->target, "AmazonSQS.DeleteMessage");
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessage");
 
     /* Invalid input fails before the network. */
-    int before = f.srv->requests;
+    int before = requests(&f);
     assert_int_equal(sqs_send_message_batch(f.client, QURL, e, 0, &r, &err), -1);
     assert_int_equal(err.kind, SQS_ERR_CLIENT);
-    assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &m, &n, &err), -1);
-    assert_int_equal(f.srv->requests, before);
-    assert_int_equal(f.srv->connections, 1);
+    assert_int_equal(sqs_receive_message(f.client, QURL, 11, 1, &rcv, &err), -1);
+    assert_int_equal(requests(&f), before);
+    assert_int_equal(connections(&f), 1);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+/* Fault 1 over the wire: an answer with an empty receipt handle next to a
+ * good one. Only the good one is handed out, so the delete that follows
+ * carries only its handle and is built and sent. */
+static void test_fault1_empty_receipt_handle_over_the_wire(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {
+        {200,
+         "{\"Messages\":[{\"MessageId\":\"m-empty\",\"ReceiptHandle\":\"\",\"Body\":\"x\"},"
+         "{\"MessageId\":\"m-ok\",\"ReceiptHandle\":\"rh-ok\",\"Body\":\"y\"}]}",
+         false, 0, 0},
+        {200, "{\"Successful\":[{\"Id\":\"0\"}]}", false, 0, 0}};
+    fixture_start(&f, script, 2, NULL);
+
+    struct sqs_received rcv;
+    struct sqs_error err;
+    assert_int_equal(sqs_receive_message(f.client, QURL, 10, 0, &rcv, &err), 0);
+    assert_int_equal(rcv.n, 1);
+    assert_int_equal(rcv.n_rejected, 1);
+    assert_string_equal(rcv.rejected[0].message_id, "m-empty");
+    assert_false(rcv.rejected[0].has_receipt_handle);
+
+    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    for (size_t i = 0; i < rcv.n; i++)
+        e[i] = (struct sqs_receipt_entry){.id = "0", .receipt_handle = rcv.msgs[i].receipt_handle};
+    struct sqs_batch_result res;
+    assert_int_equal(sqs_delete_message_batch(f.client, QURL, e, rcv.n, &res, &err), 0);
+    assert_int_equal(res.n_ok, 1);
+    sqs_batch_result_free(&res);
+    sqs_received_free(&rcv);
+    assert_int_equal(requests(&f), 2);
+    assert_string_equal(last_header(&f, "X-Amz-Target"), "AmazonSQS.DeleteMessageBatch");
+    json_t *j = parse(last_body(&f));
+    json_t *entries = json_object_get(j, "Entries");
+    assert_int_equal(json_array_size(entries), 1);
+    assert_string_equal(jstr(json_array_get(entries, 0), "ReceiptHandle"), "rh-ok");
+    json_decref(j);
+    assert_no_bad_requests(&f);
+    fixture_stop(&f);
+}
+
+/* Fault 4 over the wire, through the worker's path (a request on its own
+ * multi handle, decoded from the response buffer). */
+static void test_fault4_malformed_entry_over_the_wire(void **state)
+{
+    (void)state;
+    struct fixture f;
+    const struct reply script[] = {{200, FAULT4_ANSWER, false, 0, 0}};
+    fixture_start(&f, script, 1, NULL);
+
+    struct sqs_request *r = sqs_request_new(f.client, SQS_RECEIVE_MESSAGE,
+                                            sqs_encode_receive_message(QURL, 10, 0, 30), NULL);
+    assert_non_null(r);
+    struct sqs_error err;
+    assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    assert_int_equal(sqs_request_complete(r, curl_easy_perform(sqs_request_easy(r)), &err), 0);
+    size_t len;
+    const char *resp = sqs_request_response(r, &len);
+    struct sqs_received rcv;
+    assert_int_equal(sqs_decode_receive_message(resp, len, &rcv, &err), 0);
+    assert_fault4_result(&rcv);
+    sqs_received_free(&rcv);
+    sqs_request_free(r);
     assert_no_bad_requests(&f);
     fixture_stop(&f);
 }
@@ -1466,6 +1561,8 @@ static void test_request_async(void **state)
     CURLcode rc;
     struct sqs_error err;
     assert_int_equal(sqs_request_prepare(r, 0, &err), 0);
+    /* a multi loop finds the request of a finished handle without searching */
+    assert_ptr_equal(sqs_request_from_easy(sqs_request_easy(r)), r);
     assert_int_equal(run_multi(multi, sqs_request_easy(r), &rc), 0);
     assert_int_equal(sqs_request_complete(r, rc, &err), -1);
     assert_int_equal(err.kind, SQS_ERR_SERVER);
@@ -1485,7 +1582,7 @@ static void test_request_async(void **state)
     char id[32];
     assert_int_equal(sqs_decode_send_message(resp, len, id, sizeof(id), &err), 0);
     assert_string_equal(id, "msg-0001");
-    assert_int_equal(f.srv->requests, 2);
+    assert_int_equal(requests(&f), 2);
     assert_no_bad_requests(&f);
 
     sqs_request_free(r);
@@ -1508,6 +1605,9 @@ int main(void)
         cmocka_unit_test(test_decode_receive),
         cmocka_unit_test(test_decode_receive_empty),
         cmocka_unit_test(test_decode_receive_bad),
+        cmocka_unit_test(test_fault1_empty_receipt_handle_is_rejected_not_returned),
+        cmocka_unit_test(test_fault1_null_request_is_an_error_not_a_crash),
+        cmocka_unit_test(test_fault4_one_malformed_entry_keeps_the_rest_of_the_batch),
         cmocka_unit_test(test_decode_send_message),
         cmocka_unit_test(test_decode_batch_result),
         cmocka_unit_test(test_decode_queue_url_and_attributes),
@@ -1515,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults_and_region),
         cmocka_unit_test(test_config_endpoint_precedence),
         cmocka_unit_test(test_config_tunables),
+        cmocka_unit_test(test_fault5_endpoint_urls_are_validated),
         cmocka_unit_test(test_transport_retries_5xx),
         cmocka_unit_test(test_transport_client_error_not_retried),
         cmocka_unit_test(test_transport_throttling_retried),
@@ -1527,6 +1628,8 @@ int main(void)
         cmocka_unit_test(test_transport_signature_matches_wire),
         cmocka_unit_test(test_transport_wrappers),
         cmocka_unit_test(test_request_async),
+        cmocka_unit_test(test_fault1_empty_receipt_handle_over_the_wire),
+        cmocka_unit_test(test_fault4_malformed_entry_over_the_wire),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
