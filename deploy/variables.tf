@@ -433,14 +433,20 @@ variable "auth_audience" {
 }
 
 variable "cognito_domain_prefix" {
-  description = "Prefix of the Cognito hosted domain (https://<prefix>.auth.<region>.amazoncognito.com, which serves the token endpoint). Must be unique in the region; null uses \"<name>-<account id>\"."
+  description = "Prefix of the Cognito hosted domain (https://<prefix>.auth.<region>.amazoncognito.com, which serves the token endpoint). Must be unique in the region and must not contain aws, amazon or cognito; null uses \"<name>-<account id>\"."
   type        = string
   default     = null
 
   validation {
-    condition     = var.cognito_domain_prefix == null || can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.cognito_domain_prefix))
-    error_message = "cognito_domain_prefix must be 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen."
+    condition     = var.cognito_domain_prefix == null || (can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.cognito_domain_prefix)) && !can(regex("aws|amazon|cognito", var.cognito_domain_prefix)))
+    error_message = "cognito_domain_prefix must be 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen, without aws, amazon or cognito."
   }
+}
+
+variable "cognito_deletion_protection" {
+  description = "Deletion protection of the Cognito user pool (set false before terraform destroy)."
+  type        = bool
+  default     = true
 }
 
 variable "cognito_access_token_validity_minutes" {

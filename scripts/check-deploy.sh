@@ -8,6 +8,7 @@
 #      uses .venv from scripts/bootstrap.sh and Go to fetch the pinned schema)
 #   5. actionlint on .github/workflows, with shellcheck on every `run:` script
 #   6. shellcheck on deploy/*.sh
+#   7. deploy/release-test.sh: the release script against a stub AWS CLI
 # Deliberate exceptions are inline `#checkov:skip=CKV_...:reason` comments.
 #
 # Tools live in a separate venv, .venv-tools/ (git-ignored), created on first
@@ -116,6 +117,7 @@ run_check "checkov dockerfile" "$VENV/bin/checkov" --quiet --compact --skip-down
 run_check "compose" "$ROOT/.venv/bin/python" scripts/check_compose.py compose.yaml
 run_check "actionlint" run_actionlint
 run_check "shellcheck deploy" run_shellcheck
+run_check "release script" deploy/release-test.sh
 
 echo "check-deploy: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
