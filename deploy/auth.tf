@@ -31,7 +31,7 @@ resource "aws_cognito_user_pool" "this" {
   count = local.create_cognito ? 1 : 0
 
   name                = var.name
-  deletion_protection = "ACTIVE"
+  deletion_protection = var.cognito_deletion_protection ? "ACTIVE" : "INACTIVE"
 
   # Only machine clients (client credentials) use this pool; nobody signs up.
   admin_create_user_config {
