@@ -63,18 +63,18 @@ locals {
     { name = "AUTH_AUDIENCE", value = join(",", local.auth_audience) },
   ])
 
+  # PAYMENT_URL and PAYMENT_AUTH_HEADER only when configured
+  payment_url_environment = var.payment_url != "" ? [{ name = "PAYMENT_URL", value = var.payment_url }] : []
+  payment_auth_secrets    = local.payment_auth_enabled ? [{ name = "PAYMENT_AUTH_HEADER", valueFrom = local.payment_auth_secret_arn }] : []
+
   worker_environment = concat(local.common_environment, local.service_environment, [
     { name = "PAYMENT_PROVIDER", value = var.payment_provider },
     { name = "PAYMENT_DELAY_MS", value = tostring(var.payment_delay_ms) },
     { name = "WORKER_MAX_IN_FLIGHT", value = tostring(var.worker_max_in_flight) },
     { name = "WORKER_SHUTDOWN_GRACE_MS", value = tostring(var.worker_shutdown_grace_ms) },
-    ], var.payment_url != "" ? [
-    { name = "PAYMENT_URL", value = var.payment_url },
-  ] : [])
+  ], local.payment_url_environment)
 
-  worker_secrets = concat(local.db_password_secret, local.payment_auth_enabled ? [
-    { name = "PAYMENT_AUTH_HEADER", valueFrom = local.payment_auth_secret_arn },
-  ] : [])
+  worker_secrets = concat(local.db_password_secret, local.payment_auth_secrets)
 
   db_password_secret = [
     { name = "PGPASSWORD", valueFrom = "${local.db_secret_arn}:password::" },
