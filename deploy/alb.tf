@@ -1,4 +1,6 @@
-# Internet-facing ALB in the public subnets in front of the api tasks.
+# Internet-facing ALB in the public subnets in front of the api tasks (AWS
+# WAF web ACL attached in waf.tf). The target group is the api port only:
+# the tasks' metrics port (METRICS_PORT) is never a target.
 #
 # With var.certificate_arn: HTTPS on 443 (TLS 1.2+ policy) and 80 redirects
 # to 443. Without it: plain HTTP on 80. The reason for that fallback: an ACM
@@ -7,8 +9,8 @@
 # first test deployment.
 
 resource "aws_lb" "api" {
+  #checkov:skip=CKV2_AWS_76:The web ACL has AWSManagedRulesKnownBadInputsRuleSet (the Log4j rules) but deliberately not AWSManagedRulesAnonymousIpList, which the check also demands: it blocks hosting-provider IPs, where the API's machine callers (client-credentials tokens) run.
   #checkov:skip=CKV2_AWS_20:80 redirects to 443 whenever certificate_arn is set (aws_lb_listener.http_redirect); without a certificate there is no HTTPS to redirect to.
-  #checkov:skip=CKV2_AWS_28:WAF is not part of this stack (cost, rules are application-specific); attach a web ACL with aws_wafv2_web_acl_association if the API is public.
   name               = "${var.name}-api"
   load_balancer_type = "application"
   internal           = false

@@ -1,6 +1,17 @@
 # ECS cluster (Container Insights on: it also provides the RunningTaskCount
 # metric the worker auto scaling divides by), Fargate task definitions for
 # the api, the worker and the one-off migration, and the two services.
+#
+# Decision: Terraform creates the services, but after that the delivery
+# pipeline (.github/workflows/deploy.yml, deploy/release.sh) owns which task
+# definition revision runs: it registers a copy of the family's latest
+# revision with the new image and updates the service, so the services
+# ignore task_definition here. A change Terraform makes to a task definition
+# (an environment variable, CPU, memory) becomes the family's latest revision
+# and rolls out with the next release, or at once by re-running the release
+# of the current tag (deploy/README.md, "Changing configuration").
+# Both programs write their metrics as CloudWatch Embedded Metric Format
+# lines to stdout (METRICS_EMF=1), which the awslogs driver ships: no agent.
 
 resource "aws_ecs_cluster" "this" {
   name = var.name
@@ -35,6 +46,35 @@ locals {
     { name = "SQS_QUEUE_URL", value = aws_sqs_queue.orders.url },
     { name = "LOG_LEVEL", value = var.log_level },
   ]
+
+  # api and worker, not migrate: metrics (EMF on stdout, Prometheus on the
+  # task-local METRICS_PORT) and order events.
+  service_environment = [
+    { name = "METRICS_PORT", value = tostring(var.metrics_port) },
+    { name = "METRICS_EMF", value = "1" },
+    { name = "METRICS_NAMESPACE", value = var.metrics_namespace },
+    { name = "EVENT_BUS_NAME", value = aws_cloudwatch_event_bus.orders.name },
+    { name = "EVENT_SOURCE", value = local.event_source },
+  ]
+
+  api_environment = concat(local.common_environment, local.service_environment, [
+    { name = "PORT", value = tostring(var.api_port) },
+    { name = "AUTH_ISSUER", value = local.auth_issuer },
+    { name = "AUTH_AUDIENCE", value = join(",", local.auth_audience) },
+  ])
+
+  # PAYMENT_URL and PAYMENT_AUTH_HEADER only when configured
+  payment_url_environment = var.payment_url != "" ? [{ name = "PAYMENT_URL", value = var.payment_url }] : []
+  payment_auth_secrets    = local.payment_auth_enabled ? [{ name = "PAYMENT_AUTH_HEADER", valueFrom = local.payment_auth_secret_arn }] : []
+
+  worker_environment = concat(local.common_environment, local.service_environment, [
+    { name = "PAYMENT_PROVIDER", value = var.payment_provider },
+    { name = "PAYMENT_DELAY_MS", value = tostring(var.payment_delay_ms) },
+    { name = "WORKER_MAX_IN_FLIGHT", value = tostring(var.worker_max_in_flight) },
+    { name = "WORKER_SHUTDOWN_GRACE_MS", value = tostring(var.worker_shutdown_grace_ms) },
+  ], local.payment_url_environment)
+
+  worker_secrets = concat(local.db_password_secret, local.payment_auth_secrets)
 
   db_password_secret = [
     { name = "PGPASSWORD", valueFrom = "${local.db_secret_arn}:password::" },
@@ -73,13 +113,13 @@ resource "aws_ecs_task_definition" "api" {
       essential              = true
       readonlyRootFilesystem = true
       user                   = "10001:10001"
+      # Only the API port is mapped; METRICS_PORT stays inside the task
+      # (no security group rule or target group reaches it).
       portMappings = [
         { containerPort = var.api_port, protocol = "tcp" },
       ]
-      environment = concat(local.common_environment, [
-        { name = "PORT", value = tostring(var.api_port) },
-      ])
-      secrets = local.db_password_secret
+      environment = local.api_environment
+      secrets     = local.db_password_secret
       healthCheck = {
         command     = ["CMD", "/usr/local/bin/order-api", "healthcheck"]
         interval    = 15
@@ -91,6 +131,17 @@ resource "aws_ecs_task_definition" "api" {
       logConfiguration = local.api_log_configuration
     },
   ])
+
+  lifecycle {
+    precondition {
+      condition     = var.metrics_port != var.api_port
+      error_message = "metrics_port must differ from api_port: /metrics must not be reachable through the ALB."
+    }
+    precondition {
+      condition     = length(local.auth_audience) > 0
+      error_message = "auth_audience must list at least one audience when auth_issuer is set (order-api refuses to start without AUTH_AUDIENCE)."
+    }
+  }
 }
 
 resource "aws_ecs_service" "api" {
@@ -124,9 +175,10 @@ resource "aws_ecs_service" "api" {
     container_port   = var.api_port
   }
 
-  # auto scaling owns desired_count after creation
+  # auto scaling owns desired_count and the release pipeline task_definition
+  # after creation (see the top of this file)
   lifecycle {
-    ignore_changes = [desired_count]
+    ignore_changes = [desired_count, task_definition]
   }
 
   depends_on = [
@@ -159,13 +211,8 @@ resource "aws_ecs_task_definition" "worker" {
       essential              = true
       readonlyRootFilesystem = true
       user                   = "10001:10001"
-      environment = concat(local.common_environment, [
-        { name = "PAYMENT_DELAY_MS", value = tostring(var.payment_delay_ms) },
-        { name = "WORKER_MAX_IN_FLIGHT", value = tostring(var.worker_max_in_flight) },
-        { name = "WORKER_SHUTDOWN_GRACE_MS", value = tostring(var.worker_shutdown_grace_ms) },
-        { name = "METRICS_PORT", value = tostring(var.metrics_port) },
-      ])
-      secrets = local.db_password_secret
+      environment            = local.worker_environment
+      secrets                = local.worker_secrets
       # liveness: the Prometheus endpoint answers 200 (bash /dev/tcp, no curl in the image)
       healthCheck = {
         command = [
@@ -189,6 +236,13 @@ resource "aws_ecs_task_definition" "worker" {
       }
     },
   ])
+
+  lifecycle {
+    precondition {
+      condition     = var.payment_provider != "http" || var.payment_url != ""
+      error_message = "payment_url is required when payment_provider is http."
+    }
+  }
 }
 
 resource "aws_ecs_service" "worker" {
@@ -216,7 +270,7 @@ resource "aws_ecs_service" "worker" {
   }
 
   lifecycle {
-    ignore_changes = [desired_count]
+    ignore_changes = [desired_count, task_definition]
   }
 
   depends_on = [aws_iam_role_policy.execution]
@@ -225,8 +279,8 @@ resource "aws_ecs_service" "worker" {
 # ---------------------------------------------------------------- migration (one-off)
 
 # Same image as the api, command ["migrate"]: applies migrations/*.sql and
-# exits. Run it with `aws ecs run-task` before (re)deploying the services; the
-# exact command is in the `migrate_command` output and in README.md.
+# exits. deploy/release.sh runs it (with the new image) before it updates the
+# services; by hand, the exact command is the `migrate_command` output.
 resource "aws_ecs_task_definition" "migrate" {
   family                   = "${var.name}-migrate"
   requires_compatibilities = ["FARGATE"]

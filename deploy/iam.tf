@@ -1,12 +1,18 @@
-# Three roles:
+# Four roles for the tasks (the deploy role for GitHub Actions is in
+# github_oidc.tf):
 #   execution role  - used by the ECS agent: pull from the two ECR
 #                     repositories, write to the two log groups, read the RDS
-#                     master password secret (for the PGPASSWORD secret).
+#                     master password secret (for the PGPASSWORD secret) and,
+#                     when configured, the payment provider's secret
+#                     (PAYMENT_AUTH_HEADER); no other secret.
 #   api task role   - sqs:SendMessage on the orders queue only (also
-#                     authorizes SendMessageBatch, which the outbox relay uses).
+#                     authorizes SendMessageBatch, which the outbox relay uses),
+#                     events:PutEvents on the orders event bus only.
 #   worker task role- receive/delete/change visibility/get attributes on the
 #                     orders queue only (DeleteMessage and
-#                     ChangeMessageVisibility also authorize their *Batch calls).
+#                     ChangeMessageVisibility also authorize their *Batch calls),
+#                     events:PutEvents on the orders event bus only.
+#   migrate task role - no permissions.
 # The programs take the task role's credentials from the ECS container
 # credentials endpoint (standard AWS credential chain).
 
@@ -67,15 +73,15 @@ data "aws_iam_policy_document" "execution" {
   }
 
   statement {
-    sid       = "DbPasswordSecret"
+    sid       = "TaskSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.db_secret_arn]
+    resources = compact([local.db_secret_arn, local.payment_auth_secret_arn])
   }
 
   dynamic "statement" {
     for_each = var.create_kms_key ? [1] : []
     content {
-      sid       = "DecryptDbPasswordSecret"
+      sid       = "DecryptTaskSecrets"
       actions   = ["kms:Decrypt"]
       resources = [local.kms_key_arn]
       condition {
@@ -106,6 +112,12 @@ data "aws_iam_policy_document" "api_task" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.orders.arn]
   }
+
+  statement {
+    sid       = "PutOrderEvents"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.orders.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "api_task" {
@@ -131,6 +143,12 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:GetQueueAttributes",
     ]
     resources = [aws_sqs_queue.orders.arn]
+  }
+
+  statement {
+    sid       = "PutOrderEvents"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.orders.arn]
   }
 }
 

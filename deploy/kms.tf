@@ -1,7 +1,9 @@
 # One customer managed key for the service's data at rest: ECR images,
-# CloudWatch log groups, RDS storage and Performance Insights, and the RDS
-# master password secret. Optional (var.create_kms_key); without it AWS
-# managed keys are used.
+# CloudWatch log groups (also WAF's), RDS storage and Performance Insights,
+# the Secrets Manager secrets (RDS master password, Cognito client, payment
+# provider) and the alarms SNS topic. Optional (var.create_kms_key); without
+# it AWS managed keys are used (and the alarms topic is not encrypted, see
+# monitoring.tf).
 
 locals {
   kms_key_arn = var.create_kms_key ? aws_kms_key.this[0].arn : null
@@ -45,12 +47,23 @@ data "aws_iam_policy_document" "kms" {
       values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"]
     }
   }
+
+  # CloudWatch alarms publish to the KMS-encrypted alarms SNS topic.
+  statement {
+    sid       = "CloudWatchAlarmsToSns"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+  }
 }
 
 resource "aws_kms_key" "this" {
   count = var.create_kms_key ? 1 : 0
 
-  description             = "${var.name}: ECR, CloudWatch Logs, RDS and its master password secret"
+  description             = "${var.name}: ECR, CloudWatch Logs, RDS, Secrets Manager secrets, alarms SNS topic"
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.kms.json

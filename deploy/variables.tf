@@ -210,9 +210,9 @@ variable "payment_delay_ms" {
 }
 
 variable "worker_max_in_flight" {
-  description = "Maximum number of messages a worker task processes at once (WORKER_MAX_IN_FLIGHT)."
+  description = "Maximum number of messages a worker task processes at once (WORKER_MAX_IN_FLIGHT; the program's default, 5000, is sized for 2000 orders/s with a 2 s payment). With the http payment provider this is also the bound on concurrent calls to the provider per task."
   type        = number
-  default     = 1000
+  default     = 5000
 }
 
 variable "worker_shutdown_grace_ms" {
@@ -227,9 +227,14 @@ variable "worker_shutdown_grace_ms" {
 }
 
 variable "metrics_port" {
-  description = "Port of the worker's Prometheus /metrics endpoint (METRICS_PORT). Not exposed outside the task."
+  description = "Port of the Prometheus /metrics endpoint of both programs (METRICS_PORT). Never opened in a security group nor registered with the target group: only the task itself reaches it."
   type        = number
   default     = 9100
+
+  validation {
+    condition     = var.metrics_port >= 1 && var.metrics_port <= 65535
+    error_message = "metrics_port must be a TCP port (1-65535)."
+  }
 }
 
 variable "log_level" {
@@ -341,13 +346,213 @@ variable "log_retention_days" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. an SNS topic) notified when an alarm fires or recovers."
+  description = "Extra ARNs (e.g. an existing SNS topic) notified when an alarm fires or recovers, in addition to the alarms topic created here."
   type        = list(string)
   default     = []
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarms SNS topic (AWS sends a confirmation mail first); null subscribes nobody."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be null or an e-mail address."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the programs' Embedded Metric Format metrics (METRICS_NAMESPACE); the dashboard and alarms read it."
+  type        = string
+  default     = "OrderService"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1-255 characters of letters, digits and . _ / # : - and must not start with AWS/."
+  }
+}
+
+variable "outbox_age_alarm_threshold_seconds" {
+  description = "Alarm when the oldest unsent outbox row (OutboxOldestAge) is older than this: orders are accepted but not reaching SQS."
+  type        = number
+  default     = 60
+}
+
+variable "payment_failure_ratio_threshold" {
+  description = "Alarm when OrdersFailed / (OrdersProcessed + OrdersFailed) over 5 minutes is above this (0-1). Declines are normal business; pick it above your usual decline rate."
+  type        = number
+  default     = 0.1
+
+  validation {
+    condition     = var.payment_failure_ratio_threshold > 0 && var.payment_failure_ratio_threshold < 1
+    error_message = "payment_failure_ratio_threshold must be between 0 and 1 (exclusive)."
+  }
+}
+
+variable "api_5xx_ratio_threshold" {
+  description = "Alarm when Http5xx / HttpRequests of order-api over 5 minutes is above this (0-1)."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.api_5xx_ratio_threshold > 0 && var.api_5xx_ratio_threshold < 1
+    error_message = "api_5xx_ratio_threshold must be between 0 and 1 (exclusive)."
+  }
+}
+
+variable "api_p99_latency_threshold_ms" {
+  description = "Alarm when the p99 of order-api's HttpLatency over 5 minutes is above this many milliseconds."
+  type        = number
+  default     = 500
 }
 
 variable "queue_age_alarm_threshold_seconds" {
   description = "Alarm when the oldest message in the orders queue is older than this."
   type        = number
   default     = 300
+}
+
+# ---------------------------------------------------------------- authentication (issue 11)
+
+variable "auth_issuer" {
+  description = "Bring your own OIDC issuer: its exact `iss` (AUTH_ISSUER). When null, a Cognito user pool is created and its issuer is used. Set together with auth_audience."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.auth_issuer == null || can(regex("^https://[^\\s]+$", var.auth_issuer))
+    error_message = "auth_issuer must be null or an https:// URL."
+  }
+}
+
+variable "auth_audience" {
+  description = "With auth_issuer: the accepted audiences (AUTH_AUDIENCE, matched against `aud`, or `client_id` when the token has no `aud`)."
+  type        = list(string)
+  default     = []
+}
+
+variable "cognito_domain_prefix" {
+  description = "Prefix of the Cognito hosted domain (https://<prefix>.auth.<region>.amazoncognito.com, which serves the token endpoint). Must be unique in the region and must not contain aws, amazon or cognito; null uses \"<name>-<account id>\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cognito_domain_prefix == null || (can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.cognito_domain_prefix)) && !can(regex("aws|amazon|cognito", var.cognito_domain_prefix)))
+    error_message = "cognito_domain_prefix must be 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen, without aws, amazon or cognito."
+  }
+}
+
+variable "cognito_deletion_protection" {
+  description = "Deletion protection of the Cognito user pool (set false before terraform destroy)."
+  type        = bool
+  default     = true
+}
+
+variable "cognito_access_token_validity_minutes" {
+  description = "Lifetime of the access tokens the Cognito app client issues (5-1440 minutes)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.cognito_access_token_validity_minutes >= 5 && var.cognito_access_token_validity_minutes <= 1440
+    error_message = "cognito_access_token_validity_minutes must be between 5 and 1440."
+  }
+}
+
+variable "cognito_client_scopes" {
+  description = "Scopes (of the `orders` resource server) the created client-credentials app client may request: any of read, write, admin."
+  type        = list(string)
+  default     = ["read", "write"]
+
+  validation {
+    condition     = length(var.cognito_client_scopes) > 0 && alltrue([for s in var.cognito_client_scopes : contains(["read", "write", "admin"], s)])
+    error_message = "cognito_client_scopes must be a non-empty subset of read, write, admin."
+  }
+}
+
+# ---------------------------------------------------------------- WAF
+
+variable "waf_rate_limit" {
+  description = "WAF rate-based rule: requests one client IP may send in any 5-minute window before WAF blocks it (the API's own per-caller limit, RATE_LIMIT_RPS, is finer; this stops floods before they reach the tasks)."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.waf_rate_limit >= 100 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be between 100 and 2000000000."
+  }
+}
+
+variable "waf_log_retention_days" {
+  description = "Retention of the WAF log group (aws-waf-logs-<name>)."
+  type        = number
+  default     = 30
+}
+
+# ---------------------------------------------------------------- events and payments (issue 12)
+
+variable "event_archive_retention_days" {
+  description = "Days the EventBridge archive keeps order events for replay (0 = forever)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.event_archive_retention_days >= 0
+    error_message = "event_archive_retention_days must be 0 (forever) or more."
+  }
+}
+
+variable "payment_provider" {
+  description = "PAYMENT_PROVIDER of the worker: simulated (PAYMENT_DELAY_MS timer) or http (POST to payment_url)."
+  type        = string
+  default     = "simulated"
+
+  validation {
+    condition     = contains(["simulated", "http"], var.payment_provider)
+    error_message = "payment_provider must be simulated or http."
+  }
+}
+
+variable "payment_url" {
+  description = "PAYMENT_URL: the provider's payment endpoint (https://), required when payment_provider is http."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.payment_url == "" || can(regex("^https://[^\\s]+$", var.payment_url))
+    error_message = "payment_url must be empty or an https:// URL."
+  }
+}
+
+variable "payment_auth_header" {
+  description = "Value of the Authorization header sent to the payment provider (e.g. \"Bearer sk_live_...\"). Stored in a Secrets Manager secret and injected as PAYMENT_AUTH_HEADER; empty creates no secret. It is kept in the Terraform state: use an encrypted, access-controlled backend."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+# ---------------------------------------------------------------- delivery pipeline (issue 13)
+
+variable "github_repository" {
+  description = "GitHub repository (owner/name) whose deploy workflow may assume the deploy role, and only for refs/tags/v* runs; null creates no role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
+    error_message = "github_repository must be null or owner/name."
+  }
+}
+
+variable "create_github_oidc_provider" {
+  description = "Create the account's IAM OIDC provider for token.actions.githubusercontent.com (there can be only one per account). Set false and github_oidc_provider_arn when it already exists."
+  type        = bool
+  default     = true
+}
+
+variable "github_oidc_provider_arn" {
+  description = "ARN of an existing IAM OIDC provider for token.actions.githubusercontent.com (with create_github_oidc_provider = false)."
+  type        = string
+  default     = null
 }
