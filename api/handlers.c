@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "trace.h"
@@ -198,6 +199,11 @@ enum MHD_Result handle_request(struct req_ctx *c)
     case R_HEALTHZ:
         return http_send_json(c, 200, json_pack("{s:s}", "status", "ok"), NULL);
     case R_READYZ:
+        if (!guard_ready())
+            return http_send_json(
+                c, 503,
+                json_pack("{s:s, s:s}", "status", "unavailable", "auth", "signing keys not loaded"),
+                (const char *const[]){"Retry-After", "2", NULL});
         if (store_ping() != STORE_OK)
             return http_send_json(
                 c, 503, json_pack("{s:s, s:s}", "status", "unavailable", "database", "unreachable"),

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 
@@ -253,6 +254,9 @@ static enum MHD_Result on_headers(struct req_ctx *c, const char *url, const char
     if (bad_id)
         return http_send_error(c, 400, "invalid_id", "the order id is not a UUID", "id",
                                "must be a UUID such as 3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f", NULL);
+    enum MHD_Result g = guard_request(c);
+    if (c->responded)
+        return g;
     if (c->route == R_ORDERS && strcmp(method, "POST") == 0) {
         const char *ct = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Type");
         if (!json_content_type(ct))

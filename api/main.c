@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "guard.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -406,13 +407,19 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread we start */
     signal(SIGPIPE, SIG_IGN);
 
+    if (guard_start(err, sizeof(err)) != 0) {
+        fprintf(stderr, "order-api: configuration error: %s\n", err);
+        return 2;
+    }
     if (publisher_start(err, sizeof(err)) != 0) {
         log_error(NULL, "cannot start: %s", err);
+        guard_stop();
         return 1;
     }
     if (committer_start(err, sizeof(err)) != 0 || http_start(err, sizeof(err)) != 0) {
         log_error(NULL, "cannot start: %s", err);
         publisher_stop();
+        guard_stop();
         return 1;
     }
     log_kv(LOG_INFO, NULL, "order-api listening", "port", (long long)api_cfg.port, "threads",
@@ -422,6 +429,7 @@ static int cmd_serve(void)
     http_stop(api_cfg.shutdown_grace_ms);
     committer_stop(2000);
     publisher_stop();
+    guard_stop();
     log_info(NULL, "order-api stopped");
     return 0;
 }

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "guard.h"
 #include "http.h"
 
 /* Counted statuses; anything else lands in the last slot. */
@@ -74,6 +75,7 @@ enum MHD_Result metrics_api_page(struct req_ctx *c)
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));
+    guard_metrics(&b);
     enum MHD_Result ret =
         http_send_text(c, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
     buf_free(&b);

@@ -378,6 +378,8 @@ class Bench:
             "MIGRATIONS_DIR": str(ROOT / "migrations"),
             "OPENAPI_PATH": str(ROOT / "api" / "openapi.yaml"),
             "LOG_LEVEL": "warn",
+            # the published figures are auth-off runs (bench/RESULTS.md); auth on is not measured yet
+            "AUTH_MODE": "off",
         })
         env.update(extra or {})
         return env

@@ -255,6 +255,9 @@ for v in DATABASE_URL PGPASSWORD PGUSER PGHOST PGPORT PGDATABASE PGSSLMODE \
   [[ -n "${!v:-}" ]] && ENV_ARGS+=(-e "$v=${!v}")
 done
 ENV_ARGS+=(-e "SQS_QUEUE_URL=$queue_url" -e "LOG_LEVEL=${LOG_LEVEL:-info}")
+# This test is about the images and their wiring, not tokens (the integration
+# suite runs with auth on): auth is turned off explicitly, as it must be.
+ENV_ARGS+=(-e AUTH_MODE=off)
 
 # sets NEW_CTR (no command substitution: CONTAINERS must be updated in this shell)
 new_container() {

@@ -20,6 +20,8 @@ import psycopg
 import pytest
 import requests
 
+import tokens
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("ORDER_BIN", ROOT / "build"))
 LOG_DIR = Path(os.environ.get("ORDER_TEST_LOGS", ROOT / ".local" / "test-logs"))
@@ -70,7 +72,11 @@ def base_env(queue_url):
             "MIGRATIONS_DIR": str(ROOT / "migrations"),
             "OPENAPI_PATH": str(ROOT / "api" / "openapi.yaml"),
             "LOG_LEVEL": "info",
-            "AUTH_MODE": "off",  # until the auth branch lands: then tokens everywhere
+            # auth is on in every test: the session's keys (tokens.py)
+            "AUTH_ISSUER": tokens.ISSUER,
+            "AUTH_AUDIENCE": tokens.AUDIENCE,
+            "AUTH_JWKS_FILE": str(tokens.KEYS.jwks_path),
+            "RATE_LIMIT_RPS": "0",
             # sanitizers: fail the process (and so the test) on any report
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=67",
@@ -122,7 +128,7 @@ class Proc:
 
 
 class Api(Proc):
-    def __init__(self, queue_url, extra_env=None, name="order-api"):
+    def __init__(self, queue_url, extra_env=None, name="order-api", ready="/readyz"):
         self.port = free_port()
         env = base_env(queue_url)
         env["PORT"] = str(self.port)
@@ -136,7 +142,8 @@ class Api(Proc):
             if not self.alive():
                 raise RuntimeError(f"order-api exited: {self.text()}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                # ready: the database answers and the token keys are loaded
+                if requests.get(self.url + ready, timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 time.sleep(0.05)
@@ -144,12 +151,15 @@ class Api(Proc):
 
     def post(self, body=VALID_ORDER, headers=None, **kw):
         h = {"Content-Type": "application/json"}
+        h.update(tokens.admin_headers())
         h.update(headers or {})
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return requests.post(self.url + "/orders", data=data, headers=h, timeout=10, **kw)
 
-    def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=10, **kw)
+    def get(self, path, headers=None, **kw):
+        h = tokens.admin_headers()
+        h.update(headers or {})
+        return requests.get(self.url + path, headers=h, timeout=10, **kw)
 
     def wait_status(self, order_id, status, timeout=30):
         deadline = time.time() + timeout

@@ -7,6 +7,7 @@ from datetime import datetime
 import psycopg
 import requests
 
+import tokens
 from conftest import VALID_ORDER, Api, Worker, base_env
 
 
@@ -158,10 +159,11 @@ def test_each_documented_error_status(queue, db, procs):
     # 409: cancel an order that is already PROCESSED
     oid = api.post().json()["id"]
     db.execute("UPDATE orders SET status = 'PROCESSED' WHERE id = %s", (oid,))
-    err(requests.post(f"{api.url}/orders/{oid}/cancel", timeout=5), 409, "conflict", "status")
+    err(requests.post(f"{api.url}/orders/{oid}/cancel", headers=tokens.admin_headers(), timeout=5), 409, "conflict", "status")
 
     # 503: the database is unreachable
-    down = Api(queue, {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, name="api-nodb")
+    down = Api(queue, {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, name="api-nodb",
+               ready="/healthz")
     procs.append(down)
     r = down.post()
     err(r, 503, "unavailable")

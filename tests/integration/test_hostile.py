@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+import tokens
 from conftest import VALID_ORDER, Api
 
 ITEM = {"product_id": "p", "quantity": 1, "unit_price_cents": 1}
@@ -123,7 +124,8 @@ def test_catalogue_has_forty_cases():
 def test_hostile_request(api, case):
     name, method, path, headers, body, status, code, field = case
     data = body.encode() if isinstance(body, str) else body
-    r = requests.request(method, api.url + path, headers=headers, data=data, timeout=10)
+    r = requests.request(method, api.url + path, headers={**tokens.admin_headers(), **headers},
+                         data=data, timeout=10)
     if status is None:  # refused one way or another, never accepted
         assert r.status_code in (400, 422), r.text
     else:
@@ -167,7 +169,8 @@ def test_oversized_headers(api):
 
 def test_chunked_body_over_limit_is_cut_off(api):
     chunk = b"ffff\r\n" + b" " * 0xFFFF + b"\r\n"
-    req = (b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    auth = ("Authorization: " + tokens.admin_headers()["Authorization"] + "\r\n").encode()
+    req = (b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + auth +
            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk * 2 + b"0\r\n\r\n")
     out = raw(api, req)
     assert out.startswith(b"HTTP/1.1 413"), out[:200]
@@ -230,7 +233,7 @@ def test_ten_megabyte_chunked_body_gets_json_413_before_the_connection_ends(api)
         for _ in range(160):
             yield b" " * 65536  # 10 MiB in all
     r = requests.post(api.url + "/orders", data=gen(), timeout=30,
-                      headers={"Content-Type": "application/json"})
+                      headers={"Content-Type": "application/json", **tokens.admin_headers()})
     assert r.status_code == 413, r.text[:300]
     assert r.json()["error"]["code"] == "payload_too_large"
     assert r.headers.get("Connection", "").lower() == "close"

@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
 import schemathesis
+import tokens
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -117,13 +118,13 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_document(case):
-    case.call_and_validate(checks=CHECKS, timeout=10)
+    case.call_and_validate(checks=CHECKS, timeout=10, headers=tokens.admin_headers())
 
 
 def test_stateful_sequences_conform(api_schema):
     class Machine(api_schema.as_state_machine()):
         def get_call_kwargs(self, case):
-            return {"timeout": 10}
+            return {"timeout": 10, "headers": tokens.admin_headers()}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
@@ -143,7 +144,7 @@ def test_stateful_sequences_conform(api_schema):
                                     "99999999999999999999"])
 def test_list_cursor_out_of_range(api, number):
     """Found by schemathesis: such cursors once made PostgreSQL overflow (500)."""
-    r = requests.get(api.url + "/orders",
+    r = requests.get(api.url + "/orders", headers=tokens.admin_headers(),
                      params={"cursor": number + "_00000000-0000-0000-0000-000000000000"}, timeout=10)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "invalid_parameter"

@@ -9,6 +9,7 @@ import uuid
 import psycopg
 import requests
 
+import tokens
 from conftest import VALID_ORDER, Api, Worker, make_queue, services
 
 
@@ -206,10 +207,10 @@ def test_cancel_pending_order_is_never_paid(queue, db, procs):
     api = Api(queue)
     procs.append(api)
     oid = api.post().json()["id"]
-    r = requests.post(f"{api.url}/orders/{oid}/cancel", timeout=5)
+    r = requests.post(f"{api.url}/orders/{oid}/cancel", headers=tokens.admin_headers(), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "CANCELED"
-    assert requests.post(f"{api.url}/orders/{oid}/cancel", timeout=5).status_code == 200
-    assert requests.post(f"{api.url}/orders/{uuid.uuid4()}/cancel", timeout=5).status_code == 404
+    assert requests.post(f"{api.url}/orders/{oid}/cancel", headers=tokens.admin_headers(), timeout=5).status_code == 200
+    assert requests.post(f"{api.url}/orders/{uuid.uuid4()}/cancel", headers=tokens.admin_headers(), timeout=5).status_code == 404
     w = Worker(queue)
     procs.append(w)
     wait_log(w, lambda l: l.get("order_id") == oid and "not paid" in l.get("msg", ""))
@@ -226,7 +227,7 @@ def test_cancel_racing_payment_never_both(queue, db, procs):
     results = {}
     for i, oid in enumerate(ids):
         time.sleep(0.02)
-        results[oid] = requests.post(f"{api.url}/orders/{oid}/cancel", timeout=5).status_code
+        results[oid] = requests.post(f"{api.url}/orders/{oid}/cancel", headers=tokens.admin_headers(), timeout=5).status_code
     for oid in ids:
         deadline = time.time() + 30
         while api.get(f"/orders/{oid}").json()["status"] == "PENDING" and time.time() < deadline:
