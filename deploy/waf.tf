@@ -16,7 +16,7 @@
 
 resource "aws_wafv2_web_acl" "api" {
   name        = "${var.name}-api"
-  description = "${var.name}: rate limit per IP and the AWS common rule set for the API's ALB"
+  description = "${var.name}: per-IP rate limit and AWS managed rule groups for the API load balancer"
   scope       = "REGIONAL"
 
   default_action {
