@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws_json.h"
 #include "util.h"
 
 /* vsnprintf may cut a multi-byte character in half: trim the partial sequence. */
@@ -161,8 +162,9 @@ void aws_decode_error(long http_status, const char *body, size_t len, struct aws
 
     if (!err)
         return;
+    bool oom; /* then type and message may be altered: fall back to the excerpt */
     if (body && len > 0)
-        root = json_loadb(body, len, 0, NULL);
+        root = aws_json_load(body, len, 0, NULL, &oom);
     if (json_is_object(root)) {
         static const char *const type_keys[] = {"__type", "code", "Code"};
         static const char *const msg_keys[] = {"message", "Message", "errorMessage"};

@@ -510,7 +510,8 @@ int sqs_decode_receive_entry(const char *json, size_t len, struct sqs_message *m
                              struct sqs_rejected *rej, struct aws_error *err)
 {
     json_error_t jerr;
-    json_t *jm = json_loadb(json ? json : "", json ? len : 0, 0, &jerr);
+    bool oom;
+    json_t *jm = aws_json_load(json, len, 0, &jerr, &oom);
     int rc;
 
     aws_error_clear(err);
