@@ -35,6 +35,14 @@ static void utf8_trim_partial(char *s)
         s[i - 1] = '\0';
 }
 
+void aws_text_copy(char *dst, size_t cap, const char *src)
+{
+    if (!cap)
+        return;
+    util_strlcpy(dst, src ? src : "", cap);
+    utf8_trim_partial(dst);
+}
+
 void aws_error_set(struct aws_error *err, enum aws_error_kind kind, long status, const char *fmt,
                    ...)
 {
