@@ -72,6 +72,11 @@ json_t *aws_json_load(const char *json, size_t len, size_t flags, json_error_t *
     *oom = false;
     errno = 0;
     json_t *root = json_loadb(json ? json : "", json ? len : 0, flags, jerr);
+    /* jansson quotes the input near an error, raw: a cut or invalid UTF-8
+     * sequence there would make the log line that carries it invalid. */
+    for (char *p = jerr->text; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
     if (errno == ENOMEM) {
         json_decref(root);
         *oom = true;

@@ -30,7 +30,8 @@ char *aws_json_dump(json_t *o);
  * (*oom set) even when jansson returned a tree: jansson 2.14's lexer drops
  * the byte it could not store and carries on (akheron/jansson#362), so such
  * a tree may hold silently altered keys, strings or numbers. A failed
- * allocation is seen through errno (ENOMEM), which malloc sets. */
+ * allocation is seen through errno (ENOMEM), which malloc sets. jerr->text
+ * comes back printable ASCII (jansson quotes raw input bytes there). */
 json_t *aws_json_load(const char *json, size_t len, size_t flags, json_error_t *jerr, bool *oom);
 
 /* Parses an answer that must be one JSON object; NULL with a PARSE error

@@ -419,13 +419,15 @@ static int decode_message_attrs(json_t *ma, struct sqs_message *m, struct sqs_re
     {
         json_t *dt = json_object_get(v, "DataType");
         json_t *sv = json_object_get(v, "StringValue");
+        char shown[101]; /* the name, cut at a character boundary, for the reason */
+        aws_text_copy(shown, sizeof(shown), name);
         if (!json_is_object(v) || !json_is_string(dt))
-            return reject(rej, i, "attribute %.100s has no DataType", name);
+            return reject(rej, i, "attribute %s has no DataType", shown);
         /* Binary attributes have no text value; the order service never sends them. */
         if (strncmp(json_string_value(dt), "Binary", 6) == 0)
             continue;
         if (!json_is_string(sv))
-            return reject(rej, i, "attribute %.100s: StringValue is not a string", name);
+            return reject(rej, i, "attribute %s: StringValue is not a string", shown);
         size_t k = m->n_attrs;
         m->attrs[k].name = strdup(name);
         m->attrs[k].value = strdup(json_string_value(sv));

@@ -60,6 +60,15 @@ static const char *jstr(json_t *o, const char *path)
     return json_string_value(cur);
 }
 
+/* What the logger (jansson) needs to keep a line. */
+static void assert_utf8(const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j)
+        fail_msg("not valid UTF-8: %s", s);
+    json_decref(j);
+}
+
 static bool array_has(json_t *a, const char *s)
 {
     size_t i;
@@ -507,6 +516,28 @@ static void test_decode_receive_bad(void **state)
     expect_rejected("{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
                     "\"MessageAttributes\":7}]}",
                     "MessageAttributes is not an object", "a", true);
+
+    /* Reasons go into JSON log lines, so they stay valid UTF-8: jansson's
+     * own error quotes raw input (here a backslash and half a character),
+     * and a long attribute name is cut at a character boundary (both found
+     * by fuzz_events / reading the fuzz targets' new checks). */
+    struct sqs_received r;
+    struct sqs_error err;
+    const char *esc = "{\"Messages\":\"\\\xda\x85\"}";
+    assert_int_equal(sqs_decode_receive_message(esc, strlen(esc), &r, &err), -1);
+    assert_utf8(err.message);
+    char named[512];
+    snprintf(
+        named, sizeof(named),
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MessageAttributes\":{\"%s\xc3\xa9z\":5}}]}",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaa"); /* 99 bytes, then a two-byte character across byte 100 */
+    assert_int_equal(sqs_decode_receive_message(named, strlen(named), &r, &err), 0);
+    assert_int_equal(r.n_rejected, 1);
+    assert_utf8(r.rejected[0].why.message);
+    assert_non_null(strstr(r.rejected[0].why.message, "has no DataType"));
+    sqs_received_free(&r);
 
     /* An id too long to log whole is not copied into the report. */
     char longid[400];
