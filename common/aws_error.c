@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws_json.h"
 #include "util.h"
 
 /* vsnprintf may cut a multi-byte character in half: trim the partial sequence. */
@@ -32,6 +33,14 @@ static void utf8_trim_partial(char *s)
     size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
     if (lead >= 0xC0 && need != cont)
         s[i - 1] = '\0';
+}
+
+void aws_text_copy(char *dst, size_t cap, const char *src)
+{
+    if (!cap)
+        return;
+    util_strlcpy(dst, src ? src : "", cap);
+    utf8_trim_partial(dst);
 }
 
 void aws_error_set(struct aws_error *err, enum aws_error_kind kind, long status, const char *fmt,
@@ -161,8 +170,9 @@ void aws_decode_error(long http_status, const char *body, size_t len, struct aws
 
     if (!err)
         return;
+    bool oom; /* then type and message may be altered: fall back to the excerpt */
     if (body && len > 0)
-        root = json_loadb(body, len, 0, NULL);
+        root = aws_json_load(body, len, 0, NULL, &oom);
     if (json_is_object(root)) {
         static const char *const type_keys[] = {"__type", "code", "Code"};
         static const char *const msg_keys[] = {"message", "Message", "errorMessage"};

@@ -38,6 +38,9 @@ struct aws_error {
 void aws_error_set(struct aws_error *err, enum aws_error_kind kind, long status, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
 void aws_error_clear(struct aws_error *err);
+/* Copies src into dst[cap], cut at a UTF-8 character boundary when it does
+ * not fit (a cut character would make a log line invalid). */
+void aws_text_copy(char *dst, size_t cap, const char *src);
 /* Puts "prefix: " in front of the message, dropping what no longer fits. */
 void aws_error_prefix(struct aws_error *err, const char *prefix);
 bool aws_error_retryable(const struct aws_error *e);

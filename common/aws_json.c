@@ -3,8 +3,12 @@
  */
 #include "aws_json.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 int aws_json_set(json_t *o, const char *key, json_t *v)
 {
@@ -27,18 +31,71 @@ int aws_json_append(json_t *a, json_t *v)
     return json_array_append_new(a, v) == 0 ? 0 : -1;
 }
 
+struct dump_sink {
+    struct buf out;
+    bool failed;
+};
+
+static int dump_append(const char *bytes, size_t size, void *data)
+{
+    struct dump_sink *s = data;
+    if (s->failed || buf_append(&s->out, bytes, size) != 0) {
+        s->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Not json_dumps: jansson 2.14 ignores a failed write of an object's key
+ * (akheron/jansson#655), so when memory runs out mid-dump it returns text
+ * with a key missing - malformed JSON, found by the allocation-failure walk
+ * in tests/unit/test_sqs.c. Every byte goes through dump_append instead,
+ * which remembers any failure. */
 char *aws_json_dump(json_t *o)
 {
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct dump_sink s = {.failed = false};
+    buf_init(&s.out, 0);
+    int rc = o ? json_dump_callback(o, dump_append, &s, JSON_COMPACT | JSON_PRESERVE_ORDER) : -1;
     json_decref(o);
-    return s;
+    if (rc != 0 || s.failed || !s.out.data) {
+        buf_free(&s.out);
+        return NULL;
+    }
+    return s.out.data;
+}
+
+json_t *aws_json_load(const char *json, size_t len, size_t flags, json_error_t *jerr, bool *oom)
+{
+    json_error_t local;
+    if (!jerr)
+        jerr = &local;
+    *oom = false;
+    errno = 0;
+    json_t *root = json_loadb(json ? json : "", json ? len : 0, flags, jerr);
+    /* jansson quotes the input near an error, raw: a cut or invalid UTF-8
+     * sequence there would make the log line that carries it invalid. */
+    for (char *p = jerr->text; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    if (errno == ENOMEM) {
+        json_decref(root);
+        *oom = true;
+        snprintf(jerr->text, sizeof(jerr->text), "out of memory");
+        return NULL;
+    }
+    return root;
 }
 
 json_t *aws_json_parse_object(const char *json, size_t len, const char *what, struct aws_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(json ? json : "", json ? len : 0, 0, &jerr);
+    bool oom;
+    json_t *root = aws_json_load(json, len, 0, &jerr, &oom);
 
+    if (oom) {
+        aws_error_set(err, AWS_ERR_PARSE, 0, "%s: out of memory", what);
+        return NULL;
+    }
     if (!root) {
         aws_error_set(err, AWS_ERR_PARSE, 0, "%s is not valid JSON (line %d, column %d): %s", what,
                       jerr.line, jerr.column, jerr.text);

@@ -22,8 +22,17 @@ int aws_json_set(json_t *o, const char *key, json_t *v);
 int aws_json_set_str(json_t *o, const char *key, const char *s);
 /* Appends v to a, stealing v; -1 when v is NULL or on failure. */
 int aws_json_append(json_t *a, json_t *v);
-/* Compact text of o in insertion order (malloc), or NULL; always drops o. */
+/* Compact text of o in insertion order (malloc), or NULL when memory runs
+ * out (never a truncated or malformed text); always drops o. */
 char *aws_json_dump(json_t *o);
+
+/* json_loadb, except that a parse during which memory ran out is a failure
+ * (*oom set) even when jansson returned a tree: jansson 2.14's lexer drops
+ * the byte it could not store and carries on (akheron/jansson#362), so such
+ * a tree may hold silently altered keys, strings or numbers. A failed
+ * allocation is seen through errno (ENOMEM), which malloc sets. jerr->text
+ * comes back printable ASCII (jansson quotes raw input bytes there). */
+json_t *aws_json_load(const char *json, size_t len, size_t flags, json_error_t *jerr, bool *oom);
 
 /* Parses an answer that must be one JSON object; NULL with a PARSE error
  * naming what ("ReceiveMessage response") otherwise. */

@@ -25,6 +25,7 @@
 
 #include "aws_env.h"
 #include "aws_error.h"
+#include "aws_json.h"
 #include "config.h"
 #include "util.h"
 
@@ -102,7 +103,12 @@ int creds_parse_container_json(const char *json, size_t len, struct aws_credenti
         creds_error(err, errlen, "container credentials: no response");
         return -1;
     }
-    root = json_loadb(json, len, 0, &jerr);
+    bool oom;
+    root = aws_json_load(json, len, 0, &jerr, &oom);
+    if (oom) {
+        creds_error(err, errlen, "container credentials: out of memory");
+        return -1;
+    }
     if (!root) {
         /* jerr.text quotes the input near the error, which may be a secret: position only. */
         creds_error(err, errlen, "container credentials: invalid JSON at line %d column %d",

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,14 +139,20 @@ char *sqs_encode_send_message(const char *queue_url, const struct sqs_send_entry
 }
 
 /* The envelope every batch action shares: {"QueueUrl", "Entries": [{"Id"}...]}
- * with ids checked (1-80 of [A-Za-z0-9_-], unique). Returns the request and
- * the entry objects to fill, or NULL. */
-static json_t *batch_request(const char *queue_url, const char *const *ids, size_t n,
-                             json_t **entry)
+ * with ids checked (1-80 of [A-Za-z0-9_-], unique). The entries are n
+ * structs of the caller's type, stride bytes apart, each with its batch id
+ * (a const char *) at id_offset: the send and the receipt batches share this.
+ * Returns the request and the entry objects to fill, or NULL. */
+static json_t *batch_request(const char *queue_url, const void *entries_in, size_t stride,
+                             size_t id_offset, size_t n, json_t **entry)
 {
+    const char *ids[SQS_MAX_BATCH];
     json_t *o, *entries;
-    if (n == 0 || n > SQS_MAX_BATCH || !batch_ids_valid(ids, n) ||
-        !(o = request_with_queue(queue_url)))
+    if (!entries_in || n == 0 || n > SQS_MAX_BATCH)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        memcpy(&ids[i], (const char *)entries_in + i * stride + id_offset, sizeof(ids[i]));
+    if (!batch_ids_valid(ids, n) || !(o = request_with_queue(queue_url)))
         return NULL;
     entries = json_array();
     if (aws_json_set(o, "Entries", entries) != 0)
@@ -164,14 +171,10 @@ fail:
 
 char *sqs_encode_send_message_batch(const char *queue_url, const struct sqs_send_entry *e, size_t n)
 {
-    const char *ids[SQS_MAX_BATCH];
     json_t *entry[SQS_MAX_BATCH], *o;
 
-    if (!e || n == 0 || n > SQS_MAX_BATCH)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    if (!(o = batch_request(queue_url, ids, n, entry)))
+    if (!(o = batch_request(queue_url, e, sizeof(*e), offsetof(struct sqs_send_entry, id), n,
+                            entry)))
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (put_message(entry[i], &e[i]) != 0) {
@@ -236,14 +239,10 @@ char *sqs_encode_delete_message(const char *queue_url, const char *receipt_handl
 static char *encode_receipt_batch(const char *queue_url, const struct sqs_receipt_entry *e,
                                   size_t n, bool with_timeout)
 {
-    const char *ids[SQS_MAX_BATCH];
     json_t *entry[SQS_MAX_BATCH], *o;
 
-    if (!e || n == 0 || n > SQS_MAX_BATCH)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        ids[i] = e[i].id;
-    if (!(o = batch_request(queue_url, ids, n, entry)))
+    if (!(o = batch_request(queue_url, e, sizeof(*e), offsetof(struct sqs_receipt_entry, id), n,
+                            entry)))
         return NULL;
     for (size_t i = 0; i < n; i++) {
         if (aws_json_set_str(entry[i], "ReceiptHandle", e[i].receipt_handle) != 0)
@@ -420,13 +419,15 @@ static int decode_message_attrs(json_t *ma, struct sqs_message *m, struct sqs_re
     {
         json_t *dt = json_object_get(v, "DataType");
         json_t *sv = json_object_get(v, "StringValue");
+        char shown[101]; /* the name, cut at a character boundary, for the reason */
+        aws_text_copy(shown, sizeof(shown), name);
         if (!json_is_object(v) || !json_is_string(dt))
-            return reject(rej, i, "attribute %.100s has no DataType", name);
+            return reject(rej, i, "attribute %s has no DataType", shown);
         /* Binary attributes have no text value; the order service never sends them. */
         if (strncmp(json_string_value(dt), "Binary", 6) == 0)
             continue;
         if (!json_is_string(sv))
-            return reject(rej, i, "attribute %.100s: StringValue is not a string", name);
+            return reject(rej, i, "attribute %s: StringValue is not a string", shown);
         size_t k = m->n_attrs;
         m->attrs[k].name = strdup(name);
         m->attrs[k].value = strdup(json_string_value(sv));
@@ -510,7 +511,8 @@ int sqs_decode_receive_entry(const char *json, size_t len, struct sqs_message *m
                              struct sqs_rejected *rej, struct aws_error *err)
 {
     json_error_t jerr;
-    json_t *jm = json_loadb(json ? json : "", json ? len : 0, 0, &jerr);
+    bool oom;
+    json_t *jm = aws_json_load(json, len, 0, &jerr, &oom);
     int rc;
 
     aws_error_clear(err);

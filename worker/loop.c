@@ -229,7 +229,7 @@ static void flush_deletes(void)
 {
     if (!L.del_n)
         return;
-    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    struct sqs_receipt_entry e[SQS_MAX_BATCH] = {{0}};
     char ids[SQS_MAX_BATCH][24];
     size_t n = L.del_n;
     for (size_t i = 0; i < n; i++) {

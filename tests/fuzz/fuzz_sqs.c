@@ -5,11 +5,21 @@
  * us, so each must reject or accept it without crashing, leaking or reading
  * past len (the input is not NUL-terminated, on purpose).
  */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "sqs.h"
+
+/* Every error and reason ends up in a JSON log line: it must be valid UTF-8. */
+static void must_be_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j)
+        abort();
+    json_decref(j);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -28,15 +38,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             (void)sqs_message_attr(&rcv.msgs[i], "order_id");
         }
+        for (size_t i = 0; i < rcv.n_rejected; i++) {
+            must_be_text(rcv.rejected[i].why.message);
+            must_be_text(rcv.rejected[i].message_id);
+        }
         sqs_received_free(&rcv);
+    } else {
+        must_be_text(err.message);
     }
     if (sqs_decode_batch_result(json, size, &batch, &err) == 0)
         sqs_batch_result_free(&batch);
+    else
+        must_be_text(err.message);
     (void)sqs_decode_send_message(json, size, id, sizeof(id), &err);
     if (sqs_decode_get_queue_url(json, size, &url, &err) == 0)
         free(url);
     free(sqs_decode_queue_attribute(json, size, "ApproximateNumberOfMessages"));
     sqs_decode_error(400, json, size, &err);
+    must_be_text(err.message);
+    must_be_text(err.type);
     sqs_decode_error(503, json, size, &err);
     return 0;
 }

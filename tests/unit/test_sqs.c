@@ -28,6 +28,7 @@
 
 #include "credentials.h"
 #include "sigv4.h"
+#include "alloc_fail.h"
 #include "aws_env.h"
 #include "sqs.h"
 #include "http_stub.h"
@@ -57,6 +58,15 @@ static const char *jstr(json_t *o, const char *path)
     for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save))
         cur = json_object_get(cur, tok);
     return json_string_value(cur);
+}
+
+/* What the logger (jansson) needs to keep a line. */
+static void assert_utf8(const char *s)
+{
+    json_t *j = json_string(s);
+    if (!j)
+        fail_msg("not valid UTF-8: %s", s);
+    json_decref(j);
 }
 
 static bool array_has(json_t *a, const char *s)
@@ -507,6 +517,28 @@ static void test_decode_receive_bad(void **state)
                     "\"MessageAttributes\":7}]}",
                     "MessageAttributes is not an object", "a", true);
 
+    /* Reasons go into JSON log lines, so they stay valid UTF-8: jansson's
+     * own error quotes raw input (here a backslash and half a character),
+     * and a long attribute name is cut at a character boundary (both found
+     * by fuzz_events / reading the fuzz targets' new checks). */
+    struct sqs_received r;
+    struct sqs_error err;
+    const char *esc = "{\"Messages\":\"\\\xda\x85\"}";
+    assert_int_equal(sqs_decode_receive_message(esc, strlen(esc), &r, &err), -1);
+    assert_utf8(err.message);
+    char named[512];
+    snprintf(
+        named, sizeof(named),
+        "{\"Messages\":[{\"MessageId\":\"a\",\"ReceiptHandle\":\"r\",\"Body\":\"b\","
+        "\"MessageAttributes\":{\"%s\xc3\xa9z\":5}}]}",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaa"); /* 99 bytes, then a two-byte character across byte 100 */
+    assert_int_equal(sqs_decode_receive_message(named, strlen(named), &r, &err), 0);
+    assert_int_equal(r.n_rejected, 1);
+    assert_utf8(r.rejected[0].why.message);
+    assert_non_null(strstr(r.rejected[0].why.message, "has no DataType"));
+    sqs_received_free(&r);
+
     /* An id too long to log whole is not copied into the report. */
     char longid[400];
     snprintf(longid, sizeof(longid),
@@ -738,6 +770,221 @@ static void test_decode_queue_url_and_attributes(void **state)
     assert_null(sqs_decode_queue_attribute(attrs, strlen(attrs), "Nope"));
     assert_null(sqs_decode_queue_attribute("{\"Attributes\":5}", 16, "QueueArn"));
     assert_null(sqs_decode_queue_attribute("garbage", 7, "QueueArn"));
+}
+
+/* ---- allocation failure: every encoder and decoder, every allocation ------- */
+
+/* Each encoder case renders one fixed request; the walk compares every
+ * successful run with the text of the complete one. */
+static const struct sqs_attr WALK_ATTRS[] = {{"correlation_id", "c-1"}, {"traceparent", "00-x"}};
+static const struct sqs_send_entry WALK_SEND[2] = {
+    {.id = "0",
+     .body = "{\"order_id\":\"o-1\"}",
+     .attrs = WALK_ATTRS,
+     .n_attrs = 2,
+     .trace_header = "Root=1-5759e988-bd862e3fe1be46a994272793"},
+    {.id = "1", .body = "second", .attrs = WALK_ATTRS, .n_attrs = 1}};
+static const struct sqs_receipt_entry WALK_RECEIPTS[2] = {{"0", "rh-a", 30}, {"1", "rh-b", 0}};
+static const char *const WALK_NAMES[] = {"ApproximateNumberOfMessages", "QueueArn"};
+
+static char *walk_send(void)
+{
+    return sqs_encode_send_message(QURL, &WALK_SEND[0]);
+}
+static char *walk_send_batch(void)
+{
+    return sqs_encode_send_message_batch(QURL, WALK_SEND, 2);
+}
+static char *walk_receive(void)
+{
+    return sqs_encode_receive_message(QURL, 10, 20, 30);
+}
+static char *walk_delete(void)
+{
+    return sqs_encode_delete_message(QURL, "rh-a");
+}
+static char *walk_delete_batch(void)
+{
+    return sqs_encode_delete_message_batch(QURL, WALK_RECEIPTS, 2);
+}
+static char *walk_visibility(void)
+{
+    return sqs_encode_change_visibility(QURL, "rh-a", 60);
+}
+static char *walk_visibility_batch(void)
+{
+    return sqs_encode_change_visibility_batch(QURL, WALK_RECEIPTS, 2);
+}
+static char *walk_queue_url(void)
+{
+    return sqs_encode_get_queue_url("orders");
+}
+static char *walk_queue_attributes(void)
+{
+    return sqs_encode_get_queue_attributes(QURL, WALK_NAMES, 2);
+}
+
+struct encoder_case {
+    const char *name;
+    char *(*encode)(void);
+    char *expected;
+};
+
+static int walk_encoder(void *arg)
+{
+    struct encoder_case *c = arg;
+    char *s = c->encode();
+    if (!s)
+        return ALLOC_FAIL_ERROR;
+    int rc = strcmp(s, c->expected) == 0 ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+    free(s);
+    return rc;
+}
+
+/* min_runs > 1 for cases that allocate, so a failure was really injected. */
+static void walk(const char *name, int (*fn)(void *), void *arg, unsigned long min_runs)
+{
+    struct alloc_fail_walk w;
+    if (alloc_fail_walk(fn, arg, 100000, &w) != 0)
+        fail_msg("%s: %s", name, w.why);
+    if (w.runs < min_runs)
+        fail_msg("%s: %lu run(s), at least %lu expected (is alloc_fail linked in?)", name, w.runs,
+                 min_runs);
+}
+
+static int walk_decode_receive(void *arg)
+{
+    const char *json = arg;
+    struct sqs_received r;
+    struct sqs_error err;
+    if (sqs_decode_receive_message(json, strlen(json), &r, &err) != 0)
+        return r.msgs || r.rejected || r.n || r.n_rejected || err.kind != SQS_ERR_PARSE
+                   ? ALLOC_FAIL_WRONG
+                   : ALLOC_FAIL_ERROR;
+    bool ok;
+    if (json == RECEIVE_FULL)
+        ok = r.n == 2 && r.n_rejected == 0 && strcmp(r.msgs[0].receipt_handle, "rh-1") == 0 &&
+             r.msgs[0].n_attrs == 2 && strcmp(r.msgs[0].trace_header, "Root=1-abc") == 0 &&
+             strcmp(r.msgs[1].body, "plain") == 0;
+    else
+        ok = r.n == 2 && r.n_rejected == 3 && strcmp(r.msgs[1].message_id, "good-2") == 0 &&
+             strcmp(r.rejected[1].message_id, "bad-body") == 0;
+    sqs_received_free(&r);
+    return ok ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+}
+
+static int walk_decode_entry(void *arg)
+{
+    (void)arg;
+    const char *e =
+        "{\"MessageId\":\"m\",\"ReceiptHandle\":\"rh\",\"Body\":\"b\","
+        "\"Attributes\":{\"AWSTraceHeader\":\"Root=1-abc\"},"
+        "\"MessageAttributes\":{\"k\":{\"DataType\":\"String\",\"StringValue\":\"v\"}}}";
+    struct sqs_message m;
+    struct sqs_rejected rej;
+    struct sqs_error err;
+    int rc = sqs_decode_receive_entry(e, strlen(e), &m, &rej, &err);
+    if (rc < 0)
+        return m.message_id ? ALLOC_FAIL_WRONG : ALLOC_FAIL_ERROR;
+    bool ok = rc == 0 && strcmp(sqs_message_attr(&m, "k"), "v") == 0 &&
+              strcmp(m.trace_header, "Root=1-abc") == 0;
+    sqs_message_clear(&m);
+    return ok ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+}
+
+static int walk_decode_batch(void *arg)
+{
+    (void)arg;
+    const char *json = "{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"m-0\"}],"
+                       "\"Failed\":[{\"Id\":\"1\",\"SenderFault\":true,\"Code\":\"X\"}]}";
+    struct sqs_batch_result r;
+    struct sqs_error err;
+    if (sqs_decode_batch_result(json, strlen(json), &r, &err) != 0)
+        return r.ok_ids || r.failed || r.n_ok || r.n_failed ? ALLOC_FAIL_WRONG : ALLOC_FAIL_ERROR;
+    bool ok = r.n_ok == 1 && strcmp(r.ok_message_ids[0], "m-0") == 0 && r.n_failed == 1 &&
+              strcmp(r.failed[0].message, "") == 0 && r.failed[0].sender_fault;
+    sqs_batch_result_free(&r);
+    return ok ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+}
+
+static int walk_decode_small(void *arg)
+{
+    (void)arg;
+    struct sqs_error err;
+    char id[64];
+    const char *send = "{\"MessageId\":\"m-9\"}";
+    if (sqs_decode_send_message(send, strlen(send), id, sizeof(id), &err) != 0)
+        return id[0] ? ALLOC_FAIL_WRONG : ALLOC_FAIL_ERROR;
+    if (strcmp(id, "m-9") != 0)
+        return ALLOC_FAIL_WRONG;
+    char *url;
+    const char *u = "{\"QueueUrl\":\"" QURL "\"}";
+    if (sqs_decode_get_queue_url(u, strlen(u), &url, &err) != 0)
+        return url ? ALLOC_FAIL_WRONG : ALLOC_FAIL_ERROR;
+    bool ok = strcmp(url, QURL) == 0;
+    free(url);
+    const char *a = "{\"Attributes\":{\"QueueArn\":\"arn:x\"}}";
+    char *v = sqs_decode_queue_attribute(a, strlen(a), "QueueArn");
+    if (!v)
+        return ALLOC_FAIL_ERROR;
+    ok = ok && strcmp(v, "arn:x") == 0;
+    free(v);
+    return ok ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+}
+
+static int walk_decode_error(void *arg)
+{
+    (void)arg;
+    struct sqs_error err;
+    const char *b = "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}";
+    sqs_decode_error(400, b, strlen(b), &err);
+    /* without memory the body cannot be parsed: still a CLIENT error with a message */
+    if (err.kind != SQS_ERR_CLIENT || err.http_status != 400 || !err.message[0])
+        return ALLOC_FAIL_WRONG;
+    return strcmp(err.type, "QueueDoesNotExist") == 0 ? ALLOC_FAIL_OK : ALLOC_FAIL_ERROR;
+}
+
+/* Issue 10's sweep: with each allocation in turn failing, every SQS encoder
+ * and decoder returns a clean error (or a correct result) and frees all it
+ * took; the final run, where nothing fails, gives the normal result. */
+static void test_alloc_failure_walks_every_encoder_and_decoder(void **state)
+{
+    (void)state;
+    struct encoder_case enc[] = {
+        {"SendMessage", walk_send, NULL},
+        {"SendMessageBatch", walk_send_batch, NULL},
+        {"ReceiveMessage", walk_receive, NULL},
+        {"DeleteMessage", walk_delete, NULL},
+        {"DeleteMessageBatch", walk_delete_batch, NULL},
+        {"ChangeMessageVisibility", walk_visibility, NULL},
+        {"ChangeMessageVisibilityBatch", walk_visibility_batch, NULL},
+        {"GetQueueUrl", walk_queue_url, NULL},
+        {"GetQueueAttributes", walk_queue_attributes, NULL},
+    };
+    alloc_fail_jansson(true); /* building and dumping survive any failed allocation */
+    for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+        enc[i].expected = enc[i].encode();
+        assert_non_null(enc[i].expected);
+        walk(enc[i].name, walk_encoder, &enc[i], 2);
+        free(enc[i].expected);
+    }
+    /* jansson's parser does not (see alloc_fail.h): the decoders' own allocations */
+    alloc_fail_jansson(false);
+    walk("ReceiveMessage answer", walk_decode_receive, (void *)RECEIVE_FULL, 2);
+    walk("ReceiveMessage answer with rejected entries", walk_decode_receive, (void *)FAULT4_ANSWER,
+         2);
+    walk("ReceiveMessage entry", walk_decode_entry, NULL, 2);
+    walk("batch answer", walk_decode_batch, NULL, 2);
+    walk("SendMessage/GetQueueUrl/GetQueueAttributes answers", walk_decode_small, NULL, 2);
+    walk("error answer", walk_decode_error, NULL, 1); /* only jansson allocates: leaks checked */
+
+    /* The counter itself: a leak is caught. */
+    alloc_fail_arm(0);
+    char *leak = strdup("x");
+    struct alloc_fail_stats st = alloc_fail_disarm();
+    assert_int_equal(st.live, 1);
+    assert_int_equal(st.allocations, 1);
+    free(leak);
 }
 
 /* ---- error classification ------------------------------------------------ */
@@ -1611,6 +1858,7 @@ int main(void)
         cmocka_unit_test(test_decode_send_message),
         cmocka_unit_test(test_decode_batch_result),
         cmocka_unit_test(test_decode_queue_url_and_attributes),
+        cmocka_unit_test(test_alloc_failure_walks_every_encoder_and_decoder),
         cmocka_unit_test(test_error_classification),
         cmocka_unit_test(test_config_defaults_and_region),
         cmocka_unit_test(test_config_endpoint_precedence),
