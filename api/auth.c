@@ -713,7 +713,9 @@ static void demand_refresh(struct auth *a)
     uint64_t gen;
 
     pthread_mutex_lock(&a->rf_mu);
-    if (!a->rf_running) {
+    /* A fetch asked for but not yet begun counts as under way: wait for it too,
+     * or a second request for a just-rotated key would be refused meanwhile. */
+    if (!a->rf_running && !a->rf_requested) {
         if (!a->thread_started ||
             (a->last_demand_ms != INT64_MIN && now - a->last_demand_ms < a->min_refresh_ms)) {
             pthread_mutex_unlock(&a->rf_mu);
