@@ -13,6 +13,15 @@
  * conditional update makes redelivery harmless. Held messages get their
  * visibility extended before it runs out; on shutdown whatever is unfinished
  * is made visible again at once.
+ *
+ * A stop abandons the long polls that have received nothing yet instead of
+ * waiting up to WaitTimeSeconds for them, so an idle worker exits at once.
+ * SQS keeps an abandoned poll waiting on its side until its WaitTimeSeconds
+ * end: a message arriving in that window is taken by it and comes back after
+ * the visibility timeout (not lost, one receive spent). Unfinished held
+ * messages are kept out of that window: they are released only once every
+ * abandoned poll has expired on the server. The rare messages a poll brings
+ * in after the stop began are handed back at once, with that same risk.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,8 +47,9 @@ struct op {
     struct sqs_request *req;
     struct held *items[SQS_MAX_BATCH]; /* OP_DELETE owns them; OP_VISIBILITY borrows ids only */
     size_t n;
-    int64_t retry_at; /* 0 when not waiting */
-    struct op *next;  /* retry list */
+    int64_t retry_at;   /* 0 when not waiting */
+    int64_t started_ms; /* when the current attempt went out (receives: its server-side wait) */
+    struct op *next;    /* retry list */
 };
 
 static struct {
@@ -66,6 +76,8 @@ static struct {
     bool stopping;
     int64_t stop_deadline; /* held payments must be done by then */
     int64_t hard_deadline; /* and outstanding polls by then */
+    bool polls_abandoned;
+    int64_t abandoned_until; /* abandoned polls may still take messages on the server until then */
     bool released;
     int64_t db_retry_at; /* no polls or DB work before this while the database is down */
     unsigned db_failures;
@@ -172,6 +184,7 @@ static void op_start(struct op *o)
         return;
     }
     o->retry_at = 0;
+    o->started_ms = util_mono_ms();
     if (o->kind == OP_RECEIVE)
         L.recv_ops[L.recv_n++] = o;
     curl_multi_add_handle(L.multi, sqs_request_easy(o->req));
@@ -251,6 +264,57 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         L.ops++;
         op_start(o);
     }
+}
+
+/* ---- stopping --------------------------------------------------------------------- */
+
+/* True once any byte of the answer has arrived: the poll has taken messages. */
+static bool poll_answering(struct op *o)
+{
+    long code = 0;
+    curl_off_t got = 0;
+    CURL *e = sqs_request_easy(o->req);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    return code != 0 || got > 0;
+}
+
+/* Drops every long poll that has received nothing: nothing was taken from the
+ * queue through it, so nothing is lost, and the worker need not wait out its
+ * WaitTimeSeconds. A poll already answering completes normally and its
+ * messages are released (release_received_while_stopping). */
+static void abandon_idle_polls(void)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < L.recv_n; i++) {
+        struct op *o = L.recv_ops[i];
+        if (poll_answering(o)) {
+            L.recv_ops[kept++] = o;
+            continue;
+        }
+        int64_t until = o->started_ms + wcfg.wait_time_s * 1000 + 1000;
+        if (until > L.abandoned_until)
+            L.abandoned_until = until;
+        curl_multi_remove_handle(L.multi, sqs_request_easy(o->req));
+        L.polls--;
+        op_free(o);
+        dropped++;
+    }
+    L.recv_n = kept;
+    L.polls_abandoned = true;
+    log_kv(LOG_INFO, NULL, "stopping: idle long polls abandoned", "abandoned", (long long)dropped,
+           "answering", (long long)kept, NULL);
+}
+
+/* Messages a poll brought in after the stop began: not started, so handed
+ * straight back (visibility 0) for another worker. */
+static void release_received_while_stopping(struct held **h, size_t n)
+{
+    log_kv(LOG_INFO, NULL, "stopping: returning messages received while stopping", "count",
+           (long long)n, NULL);
+    change_visibility(h, n, 0); /* the request bodies hold copies of the receipts */
+    for (size_t i = 0; i < n; i++)
+        held_free(h[i]);
 }
 
 /* ---- what happens to received messages ------------------------------------- */
@@ -367,9 +431,7 @@ static void on_received(struct op *o)
     }
     sqs_messages_free(msgs, n);
     if (nb && L.stopping) {
-        /* not processed: returned with the rest once the polls are over */
-        log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them", "count",
-               (long long)nb, NULL);
+        release_received_while_stopping(batch, nb);
         return;
     }
     if (nb)
@@ -568,9 +630,6 @@ static void begin_stop(void)
 {
     L.stopping = true;
     L.stop_deadline = util_mono_ms() + wcfg.shutdown_grace_ms;
-    /* Long polls cannot be cancelled on the server: one we abandoned would
-     * still take messages and leave them invisible. So they run out (at most
-     * WaitTimeSeconds) and what they bring is handed straight back. */
     L.hard_deadline = L.stop_deadline + wcfg.wait_time_s * 1000 + 5000;
     log_kv(LOG_INFO, NULL, "stopping: no new receives, finishing held orders", "held",
            (long long)L.held_n, "grace_ms", (long long)wcfg.shutdown_grace_ms, NULL);
@@ -608,11 +667,14 @@ int loop_run(int signal_fd)
     for (;;) {
         int64_t now = util_mono_ms();
         if (L.stopping) {
-            /* Release only once no poll of ours is left on the server: a
-             * released message would otherwise be taken straight back,
-             * burning a receive towards the dead-letter queue. */
+            if (!L.polls_abandoned)
+                abandon_idle_polls();
+            /* Release only once no poll of ours is left, here or on the
+             * server: a released message would otherwise be taken straight
+             * back, burning a receive towards the dead-letter queue. */
             bool payments_left = L.heap_n > 0 || L.lookup_n > 0;
-            if (!L.released && L.polls == 0 && (now >= L.stop_deadline || !payments_left)) {
+            if (!L.released && L.polls == 0 && now >= L.abandoned_until &&
+                (now >= L.stop_deadline || !payments_left)) {
                 release_held();
                 L.released = true;
             }
@@ -641,6 +703,8 @@ int loop_run(int signal_fd)
             next = L.db_retry_at;
         if (L.stopping && !L.released && L.stop_deadline < next)
             next = L.stop_deadline;
+        if (L.stopping && !L.released && L.abandoned_until > now && L.abandoned_until < next)
+            next = L.abandoned_until;
         if (L.stopping && L.hard_deadline < next)
             next = L.hard_deadline;
         int timeout = (int)(next - util_mono_ms());
