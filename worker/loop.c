@@ -39,13 +39,16 @@
 #define RECEIVE_BATCH 10
 #define DELETE_RETRIES 5
 
-enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY };
+/* OP_VISIBILITY gives messages back (poison, stop) and forgets them;
+ * OP_EXTEND extends held ones and reports back to each (extension_done). */
+enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY, OP_EXTEND };
 
 /* One SQS request in flight (or waiting for its retry timer). */
 struct op {
     enum op_kind kind;
     struct sqs_request *req;
-    struct held *items[SQS_MAX_BATCH]; /* OP_DELETE owns them; OP_VISIBILITY borrows ids only */
+    /* OP_DELETE owns them; OP_EXTEND borrows them (held_free clears its slot) */
+    struct held *items[SQS_MAX_BATCH];
     size_t n;
     int64_t retry_at;   /* 0 when not waiting */
     int64_t started_ms; /* when the current attempt went out (receives: its server-side wait) */
@@ -56,10 +59,8 @@ static struct {
     CURLM *multi;
     struct sqs_client *sqs;
     struct creds_provider *creds;
-    /* payment timers: a binary min-heap on due_ms */
-    struct held **heap;
-    size_t heap_n, heap_cap;
-    /* all held messages, oldest first (visibility extension scans from the front) */
+    struct timer_heap timers; /* payments */
+    /* all held messages, oldest first */
     struct held *first, *last;
     size_t held_n;
     /* messages waiting for a lookup (database was down) */
@@ -81,54 +82,17 @@ static struct {
     bool released;
     int64_t db_retry_at; /* no polls or DB work before this while the database is down */
     unsigned db_failures;
-    int64_t next_visibility_scan;
+    /* visibility extension (visibility.c decides when, extend_visibility sends) */
+    struct vis_policy vis_policy;
+    struct vis_queue vis;
+    int ext_calls;              /* OP_EXTEND outstanding */
+    int64_t ext_backoff_until;  /* after a failed call, no extension before this */
+    unsigned ext_call_failures; /* consecutive */
+    int64_t ext_log_at;         /* the next progress line, at most one a second */
+    uint64_t ext_log_n;         /* messages sent for extension since the last line */
 } L;
 
-/* ---- held messages and the timer heap -------------------------------------- */
-
-static void heap_swap(size_t a, size_t b)
-{
-    struct held *t = L.heap[a];
-    L.heap[a] = L.heap[b];
-    L.heap[b] = t;
-    L.heap[a]->heap_idx = a;
-    L.heap[b]->heap_idx = b;
-}
-
-static void heap_push(struct held *h)
-{
-    if (L.heap_n == L.heap_cap) {
-        L.heap_cap = L.heap_cap ? L.heap_cap * 2 : 256;
-        L.heap = realloc(L.heap, L.heap_cap * sizeof(*L.heap));
-    }
-    size_t i = L.heap_n++;
-    L.heap[i] = h;
-    h->heap_idx = i;
-    while (i > 0 && L.heap[(i - 1) / 2]->due_ms > L.heap[i]->due_ms) {
-        heap_swap(i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static struct held *heap_pop(void)
-{
-    struct held *top = L.heap[0];
-    L.heap[0] = L.heap[--L.heap_n];
-    L.heap[0]->heap_idx = 0;
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < L.heap_n && L.heap[l]->due_ms < L.heap[m]->due_ms)
-            m = l;
-        if (r < L.heap_n && L.heap[r]->due_ms < L.heap[m]->due_ms)
-            m = r;
-        if (m == i)
-            break;
-        heap_swap(i, m);
-        i = m;
-    }
-    return top;
-}
+/* ---- held messages ----------------------------------------------------------- */
 
 static void held_link(struct held *h)
 {
@@ -155,6 +119,9 @@ static void held_free(struct held *h)
         L.last = h->prev;
     L.held_n--;
     atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
+    vis_queue_remove(&L.vis, h);
+    if (h->ext_op)
+        ((struct op *)h->ext_op)->items[h->ext_slot] = NULL;
     free(h->receipt);
     free(h);
 }
@@ -221,17 +188,14 @@ static void flush_deletes(void)
 {
     if (!L.del_n)
         return;
-    struct sqs_receipt_entry e[SQS_MAX_BATCH];
-    char ids[SQS_MAX_BATCH][24];
+    struct receipt_batch b;
     struct op *o = calloc(1, sizeof(*o));
     o->kind = OP_DELETE;
-    for (size_t i = 0; i < L.del_n; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "%zu", i);
-        e[i] = (struct sqs_receipt_entry){.id = ids[i], .receipt_handle = L.del_q[i]->receipt};
+    receipt_batch_fill(&b, L.del_q, L.del_n, 0);
+    for (size_t i = 0; i < L.del_n; i++)
         o->items[i] = L.del_q[i];
-    }
     o->n = L.del_n;
-    char *body = sqs_encode_delete_message_batch(wcfg.queue_url, e, L.del_n);
+    char *body = sqs_encode_delete_message_batch(wcfg.queue_url, b.e, b.n);
     o->req = sqs_request_new(L.sqs, SQS_DELETE_MESSAGE_BATCH, body, o);
     L.del_n = 0;
     L.ops++;
@@ -242,6 +206,7 @@ static void flush_deletes(void)
 static void ack(struct held *h)
 {
     h->state = H_DONE;
+    vis_queue_remove(&L.vis, h);
     L.del_q[L.del_n++] = h;
     if (L.del_n == SQS_MAX_BATCH)
         flush_deletes();
@@ -249,17 +214,10 @@ static void ack(struct held *h)
 
 static void change_visibility(struct held **h, size_t n, int timeout_s)
 {
-    struct sqs_receipt_entry e[SQS_MAX_BATCH];
-    char ids[SQS_MAX_BATCH][24];
+    struct receipt_batch b;
     for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
-        size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
-        for (size_t i = 0; i < k; i++) {
-            snprintf(ids[i], sizeof(ids[i]), "%zu", i);
-            e[i] = (struct sqs_receipt_entry){.id = ids[i],
-                                              .receipt_handle = h[off + i]->receipt,
-                                              .visibility_timeout = timeout_s};
-        }
-        char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, e, k);
+        receipt_batch_fill(&b, h + off, n - off, timeout_s);
+        char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, b.e, b.n);
         struct op *o = op_new(OP_VISIBILITY, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body);
         L.ops++;
         op_start(o);
@@ -338,6 +296,23 @@ static void poison(struct held *h, const char *reason)
     held_free(h);
 }
 
+/* Hands h back to the queue at once when the worker cannot keep it (memory). */
+static void give_back(struct held *h, const char *reason)
+{
+    struct log_fields f = fields_of(h);
+    log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
+    struct held *one[1] = {h};
+    change_visibility(one, 1, 0);
+    held_free(h);
+}
+
+static void schedule_payment(struct held *h, int64_t due_ms)
+{
+    h->due_ms = due_ms;
+    if (timer_heap_push(&L.timers, h) != 0)
+        give_back(h, "out of memory for a payment timer: message returned to the queue");
+}
+
 static void lookup(struct held **h, size_t n)
 {
     enum ledger_status st[RECEIVE_BATCH * 4];
@@ -372,10 +347,9 @@ static void lookup(struct held **h, size_t n)
             break;
         case LEDGER_PENDING:
             h[i]->state = H_PAYING;
-            h[i]->due_ms = now + wcfg.payment_delay_ms;
-            heap_push(h[i]);
             log_kv(LOG_INFO, &f, "payment started", "receive_count", (long long)h[i]->receive_count,
                    "delay_ms", (long long)wcfg.payment_delay_ms, NULL);
+            schedule_payment(h[i], now + wcfg.payment_delay_ms);
             break;
         }
     }
@@ -414,6 +388,7 @@ static void on_received(struct op *o)
         if (m->trace_header)
             util_strlcpy(h->trace_header, m->trace_header, sizeof(h->trace_header));
         held_link(h);
+        vis_queue_insert(&L.vis, h);
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
@@ -447,16 +422,15 @@ static void run_due_payments(int64_t now)
 
     if (now < L.db_retry_at)
         return;
-    while (L.heap_n && L.heap[0]->due_ms <= now && n < sizeof(due) / sizeof(due[0]))
-        due[n++] = heap_pop();
+    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now &&
+           n < sizeof(due) / sizeof(due[0]))
+        due[n++] = timer_heap_pop(&L.timers);
     if (!n)
         return;
     if (ledger_pay(due, n, paid, err, sizeof(err)) != 0) {
         db_failed("payment", err);
-        for (size_t i = 0; i < n; i++) {
-            due[i]->due_ms = L.db_retry_at;
-            heap_push(due[i]);
-        }
+        for (size_t i = 0; i < n; i++)
+            schedule_payment(due[i], L.db_retry_at);
         return;
     }
     L.db_failures = 0;
@@ -495,26 +469,144 @@ static void retry_lookups(int64_t now)
     free(q);
 }
 
-/* Extends, in batches, every held message whose visibility ends within a third of the timeout. */
-static void extend_visibility(int64_t now)
+/* ---- visibility extension ------------------------------------------------------ */
+
+/* One ChangeMessageVisibilityBatch extending h[0..n) (n <= SQS_MAX_BATCH). */
+static void send_extension(struct held **h, size_t n, int64_t now)
 {
-    struct held *ext[1024];
-    size_t n = 0;
-    int64_t margin = wcfg.visibility_s * 1000 / 3;
-    if (now < L.next_visibility_scan)
+    struct receipt_batch b;
+    receipt_batch_fill(&b, h, n, (int)wcfg.visibility_s);
+    char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, b.e, b.n);
+    struct op *o = calloc(1, sizeof(*o));
+    struct sqs_request *req =
+        o ? sqs_request_new(L.sqs, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body, o) : NULL;
+    if (!o)
+        free(body);
+    if (!req) {
+        /* cannot even be built: back in the queue, tried again at the next tick */
+        free(o);
+        log_warn(NULL, "cannot build a ChangeMessageVisibilityBatch request (%zu messages)", n);
+        for (size_t i = 0; i < n; i++)
+            vis_queue_insert(&L.vis, h[i]);
+        L.ext_backoff_until = now + util_backoff_ms(L.ext_call_failures++, 250, 5000);
         return;
-    L.next_visibility_scan = now + 1000;
-    for (struct held *h = L.first; h && n < 1024; h = h->next) {
-        if (h->state == H_DONE || h->visible_until_ms - now > margin)
+    }
+    o->kind = OP_EXTEND;
+    o->req = req;
+    o->n = n;
+    for (size_t i = 0; i < n; i++) {
+        o->items[i] = h[i];
+        h[i]->ext_op = o;
+        h[i]->ext_slot = i;
+        h[i]->ext_sent_ms = now;
+    }
+    L.ops++;
+    L.ext_calls++;
+    atomic_fetch_add(&wmetrics.visibility_calls, 1);
+    op_start(o);
+}
+
+/* Sends the extensions that are due now, paced by vis_take_due. */
+static void extend_visibility(int64_t now, int64_t *next_timer)
+{
+    struct held *due[16 * SQS_MAX_BATCH];
+    int64_t next;
+    if (now < L.ext_backoff_until) {
+        if (L.ext_backoff_until < *next_timer)
+            *next_timer = L.ext_backoff_until;
+        return;
+    }
+    size_t max = sizeof(due) / sizeof(due[0]);
+    size_t n = vis_take_due(&L.vis, &L.vis_policy, now, L.vis_policy.max_calls - L.ext_calls, due,
+                            max, &next);
+    if (next < *next_timer)
+        *next_timer = next;
+    for (size_t i = 0; i < n; i++)
+        if (due[i]->visible_until_ms <= now) {
+            struct log_fields f = fields_of(due[i]);
+            atomic_fetch_add(&wmetrics.visibility_expired, 1);
+            log_kv(LOG_WARN, &f, "visibility ran out before its extension: may be redelivered",
+                   "late_ms", (long long)(now - due[i]->visible_until_ms), NULL);
+        }
+    for (size_t off = 0; off < n; off += SQS_MAX_BATCH)
+        send_extension(due + off, n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH, now);
+    L.ext_log_n += n;
+    if (L.ext_log_n && now >= L.ext_log_at) {
+        log_kv(LOG_INFO, NULL, "extending visibility of held messages", "count",
+               (long long)L.ext_log_n, "waiting", (long long)L.vis.n, "calls_outstanding",
+               (long long)L.ext_calls, NULL);
+        L.ext_log_n = 0;
+        L.ext_log_at = now + 1000;
+    }
+}
+
+/* Entry errors after which extending that receipt again cannot succeed. */
+static bool extension_hopeless(const char *code)
+{
+    return code &&
+           (strcmp(code, "ReceiptHandleIsInvalid") == 0 ||
+            strcmp(code, "MessageNotInflight") == 0 || strcmp(code, "InvalidParameterValue") == 0);
+}
+
+/* The answer to an OP_EXTEND: each message extended goes back in the queue
+ * with its new deadline, each one that failed with its old one (so it is due
+ * again at once), up to three times in a row. */
+static void extension_done(struct op *o, CURLcode code)
+{
+    struct sqs_error err;
+    struct sqs_batch_result res = {0};
+    bool ok[SQS_MAX_BATCH] = {false};
+    const char *why[SQS_MAX_BATCH] = {NULL};
+    int64_t now = util_mono_ms();
+    bool answered = sqs_request_complete(o->req, code, &err) == 0;
+    L.ops--;
+    L.ext_calls--;
+    if (answered) {
+        size_t len;
+        const char *resp = sqs_request_response(o->req, &len);
+        answered = sqs_decode_batch_result(resp, len, &res, &err) == 0;
+    }
+    if (answered) {
+        receipt_batch_outcome(&res, o->n, ok);
+        for (size_t i = 0; i < res.n_failed; i++) {
+            int k = receipt_batch_index(res.failed[i].id, o->n);
+            if (k >= 0)
+                why[k] = res.failed[i].code ? res.failed[i].code : "unknown";
+        }
+        L.ext_call_failures = 0;
+    } else {
+        atomic_fetch_add(&wmetrics.sqs_errors, 1);
+        int64_t d = util_backoff_ms(L.ext_call_failures++, 250, 5000);
+        L.ext_backoff_until = now + d;
+        log_warn(NULL,
+                 "SQS ChangeMessageVisibilityBatch failed (%s%s%s); extensions resume in %lld ms",
+                 err.type[0] ? err.type : "", err.type[0] ? ": " : "", err.message, (long long)d);
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        struct held *h = o->items[i];
+        if (!h)
+            continue; /* freed while the request was out */
+        h->ext_op = NULL;
+        if (h->state == H_DONE)
+            continue; /* acknowledged meanwhile: no longer held */
+        if (ok[i]) {
+            h->visible_until_ms = h->ext_sent_ms + wcfg.visibility_s * 1000;
+            h->ext_failures = 0;
+            atomic_fetch_add(&wmetrics.visibility_extended, 1);
+            vis_queue_insert(&L.vis, h);
             continue;
-        h->visible_until_ms = now + wcfg.visibility_s * 1000;
-        ext[n++] = h;
+        }
+        h->ext_failures++;
+        if (extension_hopeless(why[i]) || h->ext_failures >= 3) {
+            struct log_fields f = fields_of(h);
+            log_kv(LOG_WARN, &f, "visibility extension given up: the message may be redelivered",
+                   "error", why[i] ? why[i] : "request failed", "attempts",
+                   (long long)h->ext_failures, NULL);
+            continue;
+        }
+        vis_queue_insert(&L.vis, h);
     }
-    if (n) {
-        log_kv(LOG_INFO, NULL, "extending visibility of held messages", "count", (long long)n,
-               NULL);
-        change_visibility(ext, n, (int)wcfg.visibility_s);
-    }
+    sqs_batch_result_free(&res);
 }
 
 static void recv_forget(struct op *o)
@@ -538,6 +630,11 @@ static void on_done(CURL *easy, CURLcode code)
     if (!r)
         return;
     struct op *o = sqs_request_userdata(r);
+    if (o->kind == OP_EXTEND) {
+        extension_done(o, code);
+        op_free(o);
+        return;
+    }
     if (o->kind == OP_RECEIVE)
         recv_forget(o);
     struct sqs_request *req = o->req;
@@ -619,7 +716,7 @@ static void release_held(void)
                (long long)n, NULL);
         change_visibility(rel, n, 0); /* the request bodies hold copies of the receipts */
     }
-    L.heap_n = 0;
+    L.timers.n = 0;
     L.lookup_n = 0;
     for (size_t i = 0; i < n; i++)
         held_free(rel[i]);
@@ -653,7 +750,9 @@ int loop_run(int signal_fd)
 
     L.multi = curl_multi_init();
     L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
-    curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)(wcfg.max_polls + 16));
+    vis_policy_init(&L.vis_policy, wcfg.visibility_s);
+    curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)(wcfg.max_polls + L.vis_policy.max_calls + 16));
     L.creds = creds_provider_new_default(err, sizeof(err));
     if (!L.creds) {
         log_error(NULL, "no AWS credentials: %s", err);
@@ -672,7 +771,7 @@ int loop_run(int signal_fd)
             /* Release only once no poll of ours is left, here or on the
              * server: a released message would otherwise be taken straight
              * back, burning a receive towards the dead-letter queue. */
-            bool payments_left = L.heap_n > 0 || L.lookup_n > 0;
+            bool payments_left = L.timers.n > 0 || L.lookup_n > 0;
             if (!L.released && L.polls == 0 && now >= L.abandoned_until &&
                 (now >= L.stop_deadline || !payments_left)) {
                 release_held();
@@ -690,15 +789,15 @@ int loop_run(int signal_fd)
                    (int64_t)L.held_n + (int64_t)(L.polls + 1) * RECEIVE_BATCH <= wcfg.max_in_flight)
                 start_poll();
         }
+        int64_t next = now + 1000;
         retry_lookups(now);
         run_due_payments(now);
-        extend_visibility(now);
+        extend_visibility(now, &next);
         flush_deletes();
 
-        int64_t next = now + 1000;
         run_retries(now, &next);
-        if (L.heap_n && L.heap[0]->due_ms < next)
-            next = L.heap[0]->due_ms;
+        if (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms < next)
+            next = timer_heap_peek(&L.timers)->due_ms;
         if (L.db_retry_at > now && L.db_retry_at < next)
             next = L.db_retry_at;
         if (L.stopping && !L.released && L.stop_deadline < next)
@@ -733,7 +832,7 @@ int loop_run(int signal_fd)
     sqs_client_free(L.sqs);
     creds_provider_free(L.creds);
     curl_multi_cleanup(L.multi);
-    free(L.heap);
+    timer_heap_free(&L.timers);
     free(L.lookup_q);
     free(L.recv_ops);
     return rc;
