@@ -35,6 +35,7 @@ Usage: bench/worker_bench.py --case visibility [--orders N] [--env K=V ...]
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -162,6 +163,10 @@ class WorkerRun(B.Bench):
             if t10 and t90 and float(t90) > float(t10) else None,
             "max_in_flight": int(max((s.get("order_worker_messages_in_flight", 0)
                                       for _, s in samples), default=0)),
+            "mean_receipt_to_done_ms": round(
+                1000 * m.get("order_worker_payment_duration_seconds_sum", 0)
+                / m["order_worker_payment_duration_seconds_count"])
+            if m.get("order_worker_payment_duration_seconds_count") else None,
             "worker_cpu_s": round(cpu_s, 2),
             "cpu_s_per_1k": round(1000 * cpu_s / total, 3) if total else None,
             "vmhwm_mib": round(hwm / 1024, 1) if hwm else None,
@@ -203,15 +208,22 @@ def main():
     ap.add_argument("--bin-dir", default=str(ROOT / "build"))
     ap.add_argument("--out-dir", default=None)
     ap.add_argument("--timeout", type=int, default=300, help="seconds the worker may take")
+    ap.add_argument("--sqs", choices=["localstack", "elasticmq"], default="localstack",
+                    help="the SQS server: LocalStack of .local/env, or ElasticMQ started with"
+                         " bench/elasticmq.sh (ELASTICMQ_PORT as for that script)")
     a = ap.parse_args()
     le = local_env()
     run_id = time.strftime("%Y%m%d%H%M%S")
     out_dir = Path(a.out_dir or ROOT / ".local" / "bench" / f"worker-{run_id}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ls_pid = (ROOT / ".local" / "localstack.pid")
+    if a.sqs == "localstack":
+        endpoint, pid_file = le["AWS_ENDPOINT_URL_SQS"], ROOT / ".local" / "localstack.pid"
+    else:
+        endpoint = f"http://127.0.0.1:{os.environ.get('ELASTICMQ_PORT', '9324')}"
+        pid_file = ROOT / ".local" / "elasticmq" / "elasticmq.pid"
     ns = argparse.Namespace(
-        sqs_name="localstack", endpoint=le["AWS_ENDPOINT_URL_SQS"],
-        sqs_pid=ls_pid.read_text().split()[0] if ls_pid.exists() else "",
+        sqs_name=a.sqs, endpoint=endpoint,
+        sqs_pid=pid_file.read_text().split()[0] if pid_file.exists() else "",
         database_url=le["DATABASE_URL"], bin_dir=a.bin_dir, out_dir=str(out_dir),
         run_id=f"w{run_id}", orders=a.orders, keep_db=False, post_conns=64,
         enqueue_timeout=300, payment_delay_ms=2000, timeout=a.timeout)

@@ -5,7 +5,8 @@
  * until its payment is due while the loop keeps polling, so one worker holds
  * up to WORKER_MAX_IN_FLIGHT orders at once. Several long polls stay
  * outstanding while there is room. Everything that touches many messages is
- * batched: one lookup statement per receive, one payment statement per group
+ * batched: one lookup statement for whatever the receives of one loop turn
+ * brought (so the batches grow with the load), one payment statement per group
  * of due timers, DeleteMessageBatch and ChangeMessageVisibilityBatch by ten.
  *
  * A message is deleted only after its order is PROCESSED (or found already
@@ -34,36 +35,33 @@
 
 #include "credentials.h"
 #include "log.h"
-#include "worker.h"
+#include "loop.h"
 
 #define RECEIVE_BATCH 10
 #define DELETE_RETRIES 5
+#define LOOKUP_BATCH 500 /* messages per lookup statement at most (<= JOB_MAX) */
 
-/* OP_VISIBILITY gives messages back (poison, stop) and forgets them;
- * OP_EXTEND extends held ones and reports back to each (extension_done). */
-enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY, OP_EXTEND };
-
-/* One SQS request in flight (or waiting for its retry timer). */
-struct op {
-    enum op_kind kind;
-    struct sqs_request *req;
-    /* OP_DELETE owns them; OP_EXTEND borrows them (held_free clears its slot) */
-    struct held *items[SQS_MAX_BATCH];
+/* The statement a ledger connection has out: lookups go on one connection,
+ * payments on another, so neither waits for the other. */
+enum job_kind { JOB_LOOKUP, JOB_PAY, JOB_NONE };
+#define JOB_MAX 1024 /* messages per statement at most */
+struct dbjob {
+    struct ledger led;
+    enum job_kind kind; /* JOB_NONE when idle */
+    struct held *items[JOB_MAX];
     size_t n;
-    int64_t retry_at;   /* 0 when not waiting */
-    int64_t started_ms; /* when the current attempt went out (receives: its server-side wait) */
-    struct op *next;    /* retry list */
 };
 
 static struct {
     CURLM *multi;
+    struct dbjob jobs[2]; /* [JOB_LOOKUP], [JOB_PAY] */
     struct sqs_client *sqs;
     struct creds_provider *creds;
     struct timer_heap timers; /* payments */
     /* all held messages, oldest first */
     struct held *first, *last;
     size_t held_n;
-    /* messages waiting for a lookup (database was down) */
+    /* messages waiting for their lookup: batched, and kept while the database is down */
     struct held **lookup_q;
     size_t lookup_n, lookup_cap;
     /* deletes not yet sent */
@@ -82,14 +80,6 @@ static struct {
     bool released;
     int64_t db_retry_at; /* no polls or DB work before this while the database is down */
     unsigned db_failures;
-    /* visibility extension (visibility.c decides when, extend_visibility sends) */
-    struct vis_policy vis_policy;
-    struct vis_queue vis;
-    int ext_calls;              /* OP_EXTEND outstanding */
-    int64_t ext_backoff_until;  /* after a failed call, no extension before this */
-    unsigned ext_call_failures; /* consecutive */
-    int64_t ext_log_at;         /* the next progress line, at most one a second */
-    uint64_t ext_log_n;         /* messages sent for extension since the last line */
 } L;
 
 /* ---- held messages ----------------------------------------------------------- */
@@ -119,14 +109,12 @@ static void held_free(struct held *h)
         L.last = h->prev;
     L.held_n--;
     atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
-    vis_queue_remove(&L.vis, h);
-    if (h->ext_op)
-        ((struct op *)h->ext_op)->items[h->ext_slot] = NULL;
+    extend_forget(h);
     free(h->receipt);
     free(h);
 }
 
-static struct log_fields fields_of(const struct held *h)
+struct log_fields fields_of(const struct held *h)
 {
     struct log_fields f = {.order_id = h->order_id[0] ? h->order_id : NULL,
                            .correlation_id = h->correlation_id[0] ? h->correlation_id : NULL,
@@ -156,6 +144,12 @@ static void op_start(struct op *o)
         L.recv_ops[L.recv_n++] = o;
     curl_multi_add_handle(L.multi, sqs_request_easy(o->req));
     atomic_fetch_add(&wmetrics.sqs_requests, 1);
+}
+
+void loop_submit(struct op *o)
+{
+    L.ops++;
+    op_start(o);
 }
 
 static struct op *op_new(enum op_kind kind, enum sqs_action action, char *body)
@@ -206,7 +200,7 @@ static void flush_deletes(void)
 static void ack(struct held *h)
 {
     h->state = H_DONE;
-    vis_queue_remove(&L.vis, h);
+    extend_forget(h);
     L.del_q[L.del_n++] = h;
     if (L.del_n == SQS_MAX_BATCH)
         flush_deletes();
@@ -313,25 +307,25 @@ static void schedule_payment(struct held *h, int64_t due_ms)
         give_back(h, "out of memory for a payment timer: message returned to the queue");
 }
 
-static void lookup(struct held **h, size_t n)
+static void queue_lookup(struct held *h)
 {
-    enum ledger_status st[RECEIVE_BATCH * 4];
-    char err[512];
-    if (n > sizeof(st) / sizeof(st[0]))
-        n = sizeof(st) / sizeof(st[0]);
-    if (util_mono_ms() < L.db_retry_at || ledger_lookup(h, n, st, err, sizeof(err)) != 0) {
-        if (util_mono_ms() >= L.db_retry_at)
-            db_failed("lookup", err);
-        for (size_t i = 0; i < n; i++) {
-            if (L.lookup_n == L.lookup_cap) {
-                L.lookup_cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
-                L.lookup_q = realloc(L.lookup_q, L.lookup_cap * sizeof(*L.lookup_q));
-            }
-            L.lookup_q[L.lookup_n++] = h[i];
+    if (L.lookup_n == L.lookup_cap) {
+        size_t cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
+        struct held **q = realloc(L.lookup_q, cap * sizeof(*q));
+        if (!q) {
+            give_back(h, "out of memory for the lookup queue: message returned to the queue");
+            return;
         }
-        return;
+        L.lookup_q = q;
+        L.lookup_cap = cap;
     }
-    L.db_failures = 0;
+    L.lookup_q[L.lookup_n++] = h;
+}
+
+/* What the lookup of h[0..n) found: pay the pending ones after the delay,
+ * acknowledge the ones already done, leave unknown ones to the DLQ. */
+static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
+{
     int64_t now = util_mono_ms();
     for (size_t i = 0; i < n; i++) {
         struct log_fields f = fields_of(h[i]);
@@ -388,7 +382,7 @@ static void on_received(struct op *o)
         if (m->trace_header)
             util_strlcpy(h->trace_header, m->trace_header, sizeof(h->trace_header));
         held_link(h);
-        vis_queue_insert(&L.vis, h);
+        extend_track(h);
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
@@ -409,32 +403,13 @@ static void on_received(struct op *o)
         release_received_while_stopping(batch, nb);
         return;
     }
-    if (nb)
-        lookup(batch, nb);
+    for (size_t i = 0; i < nb; i++)
+        queue_lookup(batch[i]);
 }
 
-static void run_due_payments(int64_t now)
+static void pay_done(struct held **due, size_t n, const bool *paid)
 {
-    struct held *due[1024];
-    bool paid[1024];
-    size_t n = 0;
-    char err[512];
-
-    if (now < L.db_retry_at)
-        return;
-    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now &&
-           n < sizeof(due) / sizeof(due[0]))
-        due[n++] = timer_heap_pop(&L.timers);
-    if (!n)
-        return;
-    if (ledger_pay(due, n, paid, err, sizeof(err)) != 0) {
-        db_failed("payment", err);
-        for (size_t i = 0; i < n; i++)
-            schedule_payment(due[i], L.db_retry_at);
-        return;
-    }
-    L.db_failures = 0;
-    int64_t wall = util_wall_ms();
+    int64_t now = util_mono_ms(), wall = util_wall_ms();
     for (size_t i = 0; i < n; i++) {
         struct held *h = due[i];
         struct log_fields f = fields_of(h);
@@ -454,159 +429,92 @@ static void run_due_payments(int64_t now)
     }
 }
 
-static void retry_lookups(int64_t now)
+/* ---- database statements, one out per connection ---------------------------- */
+
+/* A statement's messages go back where they came from when it fails. */
+static void job_failed(struct dbjob *j, const char *err)
 {
-    if (!L.lookup_n || now < L.db_retry_at)
+    db_failed(j->kind == JOB_LOOKUP ? "lookup" : "payment", err);
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->kind == JOB_LOOKUP)
+            queue_lookup(j->items[i]);
+        else
+            schedule_payment(j->items[i], L.db_retry_at);
+    }
+    j->kind = JOB_NONE;
+    j->n = 0;
+}
+
+static void job_send(struct dbjob *j, enum job_kind kind)
+{
+    char err[512];
+    int rc = kind == JOB_LOOKUP ? ledger_send_lookup(&j->led, j->items, j->n, err, sizeof(err))
+                                : ledger_send_pay(&j->led, j->items, j->n, err, sizeof(err));
+    j->kind = kind;
+    if (rc != 0)
+        job_failed(j, err);
+}
+
+/* Sends the lookup of what the receives brought since the last one. */
+static void run_lookups(int64_t now)
+{
+    struct dbjob *j = &L.jobs[JOB_LOOKUP];
+    if (!L.lookup_n || now < L.db_retry_at || j->kind != JOB_NONE)
         return;
-    struct held **q = L.lookup_q;
-    size_t n = L.lookup_n;
-    L.lookup_q = NULL;
-    L.lookup_n = L.lookup_cap = 0;
-    for (size_t off = 0; off < n; off += RECEIVE_BATCH * 4) {
-        size_t k = n - off < RECEIVE_BATCH * 4 ? n - off : RECEIVE_BATCH * 4;
-        lookup(q + off, k);
-    }
-    free(q);
+    j->n = L.lookup_n < LOOKUP_BATCH ? L.lookup_n : LOOKUP_BATCH;
+    memcpy(j->items, L.lookup_q, j->n * sizeof(*j->items));
+    L.lookup_n -= j->n;
+    memmove(L.lookup_q, L.lookup_q + j->n, L.lookup_n * sizeof(*L.lookup_q));
+    job_send(j, JOB_LOOKUP);
 }
 
-/* ---- visibility extension ------------------------------------------------------ */
-
-/* One ChangeMessageVisibilityBatch extending h[0..n) (n <= SQS_MAX_BATCH). */
-static void send_extension(struct held **h, size_t n, int64_t now)
+/* Sends the payment of every order whose timer is due. */
+static void run_due_payments(int64_t now)
 {
-    struct receipt_batch b;
-    receipt_batch_fill(&b, h, n, (int)wcfg.visibility_s);
-    char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, b.e, b.n);
-    struct op *o = calloc(1, sizeof(*o));
-    struct sqs_request *req =
-        o ? sqs_request_new(L.sqs, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body, o) : NULL;
-    if (!o)
-        free(body);
-    if (!req) {
-        /* cannot even be built: back in the queue, tried again at the next tick */
-        free(o);
-        log_warn(NULL, "cannot build a ChangeMessageVisibilityBatch request (%zu messages)", n);
-        for (size_t i = 0; i < n; i++)
-            vis_queue_insert(&L.vis, h[i]);
-        L.ext_backoff_until = now + util_backoff_ms(L.ext_call_failures++, 250, 5000);
+    struct dbjob *j = &L.jobs[JOB_PAY];
+    if (now < L.db_retry_at || j->kind != JOB_NONE)
+        return;
+    j->n = 0;
+    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now &&
+           j->n < JOB_MAX)
+        j->items[j->n++] = timer_heap_pop(&L.timers);
+    if (j->n)
+        job_send(j, JOB_PAY);
+}
+
+/* Reads the answer of j's statement if it is in. */
+static void job_poll(struct dbjob *j)
+{
+    PGresult *r;
+    char err[512];
+    if (j->kind == JOB_NONE)
+        return;
+    int rc = ledger_result(&j->led, &r, err, sizeof(err));
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        job_failed(j, err);
         return;
     }
-    o->kind = OP_EXTEND;
-    o->req = req;
-    o->n = n;
-    for (size_t i = 0; i < n; i++) {
-        o->items[i] = h[i];
-        h[i]->ext_op = o;
-        h[i]->ext_slot = i;
-        h[i]->ext_sent_ms = now;
-    }
-    L.ops++;
-    L.ext_calls++;
-    atomic_fetch_add(&wmetrics.visibility_calls, 1);
-    op_start(o);
-}
-
-/* Sends the extensions that are due now, paced by vis_take_due. */
-static void extend_visibility(int64_t now, int64_t *next_timer)
-{
-    struct held *due[16 * SQS_MAX_BATCH];
-    int64_t next;
-    if (now < L.ext_backoff_until) {
-        if (L.ext_backoff_until < *next_timer)
-            *next_timer = L.ext_backoff_until;
-        return;
-    }
-    size_t max = sizeof(due) / sizeof(due[0]);
-    size_t n = vis_take_due(&L.vis, &L.vis_policy, now, L.vis_policy.max_calls - L.ext_calls, due,
-                            max, &next);
-    if (next < *next_timer)
-        *next_timer = next;
-    for (size_t i = 0; i < n; i++)
-        if (due[i]->visible_until_ms <= now) {
-            struct log_fields f = fields_of(due[i]);
-            atomic_fetch_add(&wmetrics.visibility_expired, 1);
-            log_kv(LOG_WARN, &f, "visibility ran out before its extension: may be redelivered",
-                   "late_ms", (long long)(now - due[i]->visible_until_ms), NULL);
-        }
-    for (size_t off = 0; off < n; off += SQS_MAX_BATCH)
-        send_extension(due + off, n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH, now);
-    L.ext_log_n += n;
-    if (L.ext_log_n && now >= L.ext_log_at) {
-        log_kv(LOG_INFO, NULL, "extending visibility of held messages", "count",
-               (long long)L.ext_log_n, "waiting", (long long)L.vis.n, "calls_outstanding",
-               (long long)L.ext_calls, NULL);
-        L.ext_log_n = 0;
-        L.ext_log_at = now + 1000;
-    }
-}
-
-/* Entry errors after which extending that receipt again cannot succeed. */
-static bool extension_hopeless(const char *code)
-{
-    return code &&
-           (strcmp(code, "ReceiptHandleIsInvalid") == 0 ||
-            strcmp(code, "MessageNotInflight") == 0 || strcmp(code, "InvalidParameterValue") == 0);
-}
-
-/* The answer to an OP_EXTEND: each message extended goes back in the queue
- * with its new deadline, each one that failed with its old one (so it is due
- * again at once), up to three times in a row. */
-static void extension_done(struct op *o, CURLcode code)
-{
-    struct sqs_error err;
-    struct sqs_batch_result res = {0};
-    bool ok[SQS_MAX_BATCH] = {false};
-    const char *why[SQS_MAX_BATCH] = {NULL};
-    int64_t now = util_mono_ms();
-    bool answered = sqs_request_complete(o->req, code, &err) == 0;
-    L.ops--;
-    L.ext_calls--;
-    if (answered) {
-        size_t len;
-        const char *resp = sqs_request_response(o->req, &len);
-        answered = sqs_decode_batch_result(resp, len, &res, &err) == 0;
-    }
-    if (answered) {
-        receipt_batch_outcome(&res, o->n, ok);
-        for (size_t i = 0; i < res.n_failed; i++) {
-            int k = receipt_batch_index(res.failed[i].id, o->n);
-            if (k >= 0)
-                why[k] = res.failed[i].code ? res.failed[i].code : "unknown";
-        }
-        L.ext_call_failures = 0;
+    L.db_failures = 0;
+    enum job_kind kind = j->kind;
+    j->kind = JOB_NONE;
+    if (kind == JOB_LOOKUP) {
+        enum ledger_status st[JOB_MAX];
+        ledger_read_lookup(r, j->items, j->n, st);
+        lookup_done(j->items, j->n, st);
     } else {
-        atomic_fetch_add(&wmetrics.sqs_errors, 1);
-        int64_t d = util_backoff_ms(L.ext_call_failures++, 250, 5000);
-        L.ext_backoff_until = now + d;
-        log_warn(NULL,
-                 "SQS ChangeMessageVisibilityBatch failed (%s%s%s); extensions resume in %lld ms",
-                 err.type[0] ? err.type : "", err.type[0] ? ": " : "", err.message, (long long)d);
+        bool paid[JOB_MAX];
+        ledger_read_pay(r, j->n, paid);
+        pay_done(j->items, j->n, paid);
     }
-    for (size_t i = 0; i < o->n; i++) {
-        struct held *h = o->items[i];
-        if (!h)
-            continue; /* freed while the request was out */
-        h->ext_op = NULL;
-        if (h->state == H_DONE)
-            continue; /* acknowledged meanwhile: no longer held */
-        if (ok[i]) {
-            h->visible_until_ms = h->ext_sent_ms + wcfg.visibility_s * 1000;
-            h->ext_failures = 0;
-            atomic_fetch_add(&wmetrics.visibility_extended, 1);
-            vis_queue_insert(&L.vis, h);
-            continue;
-        }
-        h->ext_failures++;
-        if (extension_hopeless(why[i]) || h->ext_failures >= 3) {
-            struct log_fields f = fields_of(h);
-            log_kv(LOG_WARN, &f, "visibility extension given up: the message may be redelivered",
-                   "error", why[i] ? why[i] : "request failed", "attempts",
-                   (long long)h->ext_failures, NULL);
-            continue;
-        }
-        vis_queue_insert(&L.vis, h);
-    }
-    sqs_batch_result_free(&res);
+    PQclear(r);
+    j->n = 0;
+}
+
+static bool jobs_busy(void)
+{
+    return L.jobs[JOB_LOOKUP].kind != JOB_NONE || L.jobs[JOB_PAY].kind != JOB_NONE;
 }
 
 static void recv_forget(struct op *o)
@@ -631,6 +539,7 @@ static void on_done(CURL *easy, CURLcode code)
         return;
     struct op *o = sqs_request_userdata(r);
     if (o->kind == OP_EXTEND) {
+        L.ops--;
         extension_done(o, code);
         op_free(o);
         return;
@@ -750,9 +659,8 @@ int loop_run(int signal_fd)
 
     L.multi = curl_multi_init();
     L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
-    vis_policy_init(&L.vis_policy, wcfg.visibility_s);
     curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(wcfg.max_polls + L.vis_policy.max_calls + 16));
+                      (long)(wcfg.max_polls + EXTEND_MAX_CALLS + 16));
     L.creds = creds_provider_new_default(err, sizeof(err));
     if (!L.creds) {
         log_error(NULL, "no AWS credentials: %s", err);
@@ -760,7 +668,11 @@ int loop_run(int signal_fd)
         return 1;
     }
     L.sqs = sqs_client_new(&wcfg.sqs, L.creds);
-    if (ledger_connect(err, sizeof(err)) != 0)
+    extend_init(L.sqs);
+    ledger_init();
+    L.jobs[JOB_LOOKUP].kind = L.jobs[JOB_PAY].kind = JOB_NONE;
+    if (ledger_connect(&L.jobs[JOB_LOOKUP].led, err, sizeof(err)) != 0 ||
+        ledger_connect(&L.jobs[JOB_PAY].led, err, sizeof(err)) != 0)
         db_failed("connect", err);
 
     for (;;) {
@@ -771,13 +683,14 @@ int loop_run(int signal_fd)
             /* Release only once no poll of ours is left, here or on the
              * server: a released message would otherwise be taken straight
              * back, burning a receive towards the dead-letter queue. */
-            bool payments_left = L.timers.n > 0 || L.lookup_n > 0;
-            if (!L.released && L.polls == 0 && now >= L.abandoned_until &&
+            bool payments_left = L.timers.n > 0 || L.lookup_n > 0 || jobs_busy();
+            /* (and never under a statement that holds some of them) */
+            if (!L.released && L.polls == 0 && now >= L.abandoned_until && !jobs_busy() &&
                 (now >= L.stop_deadline || !payments_left)) {
                 release_held();
                 L.released = true;
             }
-            if (L.held_n == 0 && L.ops == 0 && L.polls == 0 && L.del_n == 0)
+            if (L.held_n == 0 && L.ops == 0 && L.polls == 0 && L.del_n == 0 && !jobs_busy())
                 break;
             if (now >= L.hard_deadline) {
                 log_warn(NULL, "stopping: requests still outstanding at the hard deadline");
@@ -790,7 +703,7 @@ int loop_run(int signal_fd)
                 start_poll();
         }
         int64_t next = now + 1000;
-        retry_lookups(now);
+        run_lookups(now);
         run_due_payments(now);
         extend_visibility(now, &next);
         flush_deletes();
@@ -810,10 +723,15 @@ int loop_run(int signal_fd)
         if (timeout < 0)
             timeout = 0;
 
-        struct curl_waitfd wfd = {.fd = signal_fd, .events = CURL_WAIT_POLLIN};
+        struct curl_waitfd wfd[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
+        unsigned nfd = 1;
+        for (int k = 0; k < 2; k++)
+            if (ledger_socket(&L.jobs[k].led) >= 0)
+                wfd[nfd++] = (struct curl_waitfd){.fd = ledger_socket(&L.jobs[k].led),
+                                                  .events = CURL_WAIT_POLLIN};
         int running, q;
-        curl_multi_poll(L.multi, &wfd, 1, timeout, NULL);
-        if (wfd.revents & CURL_WAIT_POLLIN) {
+        curl_multi_poll(L.multi, wfd, nfd, timeout, NULL);
+        if (wfd[0].revents & CURL_WAIT_POLLIN) {
             struct signalfd_siginfo si;
             if (read(signal_fd, &si, sizeof(si)) == sizeof(si) && !L.stopping) {
                 log_info(NULL, "received %s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -825,10 +743,13 @@ int loop_run(int signal_fd)
         while ((m = curl_multi_info_read(L.multi, &q)))
             if (m->msg == CURLMSG_DONE)
                 on_done(m->easy_handle, m->data.result);
+        job_poll(&L.jobs[JOB_LOOKUP]);
+        job_poll(&L.jobs[JOB_PAY]);
     }
     log_kv(LOG_INFO, NULL, "order-worker stopped", "processed",
            (long long)atomic_load(&wmetrics.processed), NULL);
-    ledger_close();
+    ledger_close(&L.jobs[JOB_LOOKUP].led);
+    ledger_close(&L.jobs[JOB_PAY].led);
     sqs_client_free(L.sqs);
     creds_provider_free(L.creds);
     curl_multi_cleanup(L.multi);

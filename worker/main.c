@@ -36,7 +36,7 @@ static const char usage[] =
     "PROCESSED. Configuration comes from the environment (see README.md):\n"
     "  DATABASE_URL (required), SQS_QUEUE_URL (required), AWS_REGION, AWS_ENDPOINT_URL_SQS,\n"
     "  AWS credentials (environment or ECS container endpoint), LOG_LEVEL (info),\n"
-    "  PAYMENT_DELAY_MS (2000), WORKER_MAX_IN_FLIGHT (1000), WORKER_MAX_POLLS (20),\n"
+    "  PAYMENT_DELAY_MS (2000), WORKER_MAX_IN_FLIGHT (5000), WORKER_MAX_POLLS (20),\n"
     "  WORKER_WAIT_TIME_S (20), WORKER_VISIBILITY_TIMEOUT_S (30), WORKER_POISON_DELAY_S (10),\n"
     "  WORKER_SHUTDOWN_GRACE_MS (25000), METRICS_PORT (9100, 0 = off), BIND_ADDRESS (0.0.0.0).\n";
 
@@ -58,7 +58,7 @@ static void load_config(void)
         config_required("SQS_QUEUE_URL", &wcfg.queue_url, err, sizeof(err)) != 0 ||
         config_int("PAYMENT_DELAY_MS", 2000, 0, 600000, &wcfg.payment_delay_ms, err, sizeof(err)) !=
             0 ||
-        config_int("WORKER_MAX_IN_FLIGHT", 1000, 10, 100000, &wcfg.max_in_flight, err,
+        config_int("WORKER_MAX_IN_FLIGHT", 5000, 10, 100000, &wcfg.max_in_flight, err,
                    sizeof(err)) != 0 ||
         config_int("WORKER_MAX_POLLS", 20, 1, 200, &wcfg.max_polls, err, sizeof(err)) != 0 ||
         config_int("WORKER_WAIT_TIME_S", 20, 0, 20, &wcfg.wait_time_s, err, sizeof(err)) != 0 ||

@@ -27,7 +27,6 @@ void vis_policy_init(struct vis_policy *p, int64_t visibility_s)
     p->safety_ms = p->timeout_ms / 6 > 1000 ? p->timeout_ms / 6 : 1000;
     p->target_ms = (p->refresh_ms + p->safety_ms) / 2;
     p->tick_ms = 100;
-    p->max_calls = 32;
 }
 
 void vis_queue_insert(struct vis_queue *q, struct held *h)

@@ -99,15 +99,13 @@ void receipt_batch_outcome(const struct sqs_batch_result *r, size_t n, bool *ok)
 /* Each held message is extended once less than refresh_ms of its visibility
  * is left, and before less than safety_ms is left; the extensions are paced
  * evenly to have each out while target_ms is left, so that a burst of
- * receives does not become a burst of calls, and at most max_calls requests
- * are outstanding. */
+ * receives does not become a burst of calls. */
 struct vis_policy {
     int64_t timeout_ms; /* visibility given on receive and by each extension */
     int64_t refresh_ms;
     int64_t target_ms;
     int64_t safety_ms;
     int64_t tick_ms; /* how often the pacing looks again while messages are due */
-    int max_calls;
 };
 void vis_policy_init(struct vis_policy *p, int64_t visibility_s);
 
@@ -146,16 +144,31 @@ extern struct worker_metrics wmetrics;
 
 enum ledger_status { LEDGER_PENDING, LEDGER_DONE, LEDGER_MISSING };
 
-int ledger_connect(char *err, size_t errlen);
-void ledger_close(void);
-/* Classifies held[0..n) by their order's status; records DELIVERED and
- * PAYMENT_STARTED for the pending ones. out[i] receives the status. Returns 0
- * or -1 (database unavailable or failed). */
-int ledger_lookup(struct held **h, size_t n, enum ledger_status *out, char *err, size_t errlen);
-/* Pays every PENDING order of h[0..n) at most once: status PROCESSED and the
- * payment row in one statement. paid[i] tells whether this call paid it.
- * Returns 0 or -1. */
-int ledger_pay(struct held **h, size_t n, bool *paid, char *err, size_t errlen);
+/* One connection and the statement it has out (at most one). */
+struct ledger {
+    PGconn *db;
+    bool busy;
+};
+void ledger_init(void);
+/* Connects now (the send functions reconnect by themselves). 0 or -1. */
+int ledger_connect(struct ledger *l, char *err, size_t errlen);
+void ledger_close(struct ledger *l);
+/* The socket to poll for the answer while a statement is out, else -1. */
+int ledger_socket(const struct ledger *l);
+/* Sends the lookup of h[0..n): classifies the messages by their order's
+ * status and records DELIVERED and PAYMENT_STARTED for the pending ones. */
+int ledger_send_lookup(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
+/* Sends the payment of every PENDING order of h[0..n), at most once: status
+ * PROCESSED and the payment row in one statement. */
+int ledger_send_pay(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
+/* Reads what has arrived without waiting: 1 with *res (PQclear it) once the
+ * answer is complete, 0 while it is not, -1 with err when the statement or
+ * the connection failed. */
+int ledger_result(struct ledger *l, PGresult **res, char *err, size_t errlen);
+/* out[i]: the status of h[i]'s order; fills correlation ids and creation times. */
+void ledger_read_lookup(const PGresult *r, struct held **h, size_t n, enum ledger_status *out);
+/* paid[i]: whether the statement paid h[i]'s order. */
+void ledger_read_pay(const PGresult *r, size_t n, bool *paid);
 
 /* ---- the event loop ---- */
 
