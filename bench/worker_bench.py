@@ -21,9 +21,11 @@ stop); check the database. Printed and written as JSON (--out-dir):
   visibility    ChangeMessageVisibilityBatch calls sent to extend held
                 messages, their mean and peak rate (per 0.5 s sample), the
                 messages extended, and the messages whose visibility ran out
-  redelivered   messages received more than once (ApproximateReceiveCount > 1)
-                and the most DELIVERED timeline rows of any one order: both 0
-                and 1 when no visibility ran out
+  redelivered   messages received more than once (ApproximateReceiveCount > 1):
+                0 when no visibility ran out; also the most DELIVERED timeline
+                rows of any one order and the messages acknowledged unpaid
+                (duplicates: a second copy the API published when its
+                publisher and relay both sent a row, under overload)
 
 Cases (--case) are named environments; --env K=V adds to or overrides them:
   defaults     nothing but what the run needs: every WORKER_* default
@@ -183,6 +185,8 @@ class WorkerRun(B.Bench):
             "visibility_extended": int(m.get("order_worker_visibility_extended_total", 0)),
             "visibility_expired": int(m.get("order_worker_visibility_expired_total", 0)),
             "redelivered": int(m.get("order_worker_messages_redelivered_total", 0)),
+            # second copies the API published (receive count 1), acknowledged unpaid
+            "duplicates_skipped": int(m.get("order_worker_messages_skipped_total", 0)),
             "max_delivered_per_order": int(max_delivered),
             "payments": pay, "payments_distinct": pay_distinct,
             "stop_rc": rc, "stop_s": round(stop_s, 2),
@@ -190,7 +194,7 @@ class WorkerRun(B.Bench):
         out["checks"] = {
             "all_done": processed + failed == total,
             "one_payment_per_processed_order": pay == processed and pay_distinct == processed,
-            "no_redelivery": out["redelivered"] == 0 and out["max_delivered_per_order"] == 1,
+            "no_redelivery": out["redelivered"] == 0,
             "no_visibility_expired": out["visibility_expired"] == 0,
             "no_sqs_errors": out["sqs_errors"] == 0,
             "stopped_cleanly": rc == 0,
