@@ -143,6 +143,9 @@ def pct_short(measured, target, higher_is_better=True):
     return "–" if measured <= target else f"{(measured - target) / target * 100:.0f}% over"
 
 
+WORKER_SECTION = "## Worker: focused runs (bench/worker_bench.py)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -418,7 +421,16 @@ def main():
     if not any_p:
         w("- none: every process exited 0 with no warn/error log line, every check passed.")
     w("")
-    Path(a.out).write_text("\n".join(L) + "\n")
+    # The focused worker runs (bench/worker_bench.py) are written by hand
+    # under their own heading at the end: a regenerated report keeps them.
+    out = Path(a.out)
+    kept = ""
+    if out.exists():
+        old = out.read_text()
+        i = old.find("\n" + WORKER_SECTION)
+        if i >= 0:
+            kept = old[i:]
+    out.write_text("\n".join(L) + "\n" + kept)
 
 
 if __name__ == "__main__":

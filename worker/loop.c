@@ -5,7 +5,8 @@
  * until its payment is due while the loop keeps polling, so one worker holds
  * up to WORKER_MAX_IN_FLIGHT orders at once. Several long polls stay
  * outstanding while there is room. Everything that touches many messages is
- * batched: one lookup statement per receive, one payment statement per group
+ * batched: one lookup statement for whatever the receives of one loop turn
+ * brought (so the batches grow with the load), one payment statement per group
  * of due timers, DeleteMessageBatch and ChangeMessageVisibilityBatch by ten.
  *
  * A message is deleted only after its order is PROCESSED (or found already
@@ -13,6 +14,15 @@
  * conditional update makes redelivery harmless. Held messages get their
  * visibility extended before it runs out; on shutdown whatever is unfinished
  * is made visible again at once.
+ *
+ * A stop abandons the long polls that have received nothing yet instead of
+ * waiting up to WaitTimeSeconds for them, so an idle worker exits at once.
+ * SQS keeps an abandoned poll waiting on its side until its WaitTimeSeconds
+ * end: a message arriving in that window is taken by it and comes back after
+ * the visibility timeout (not lost, one receive spent). Unfinished held
+ * messages are kept out of that window: they are released only once every
+ * abandoned poll has expired on the server. The rare messages a poll brings
+ * in after the stop began are handed back at once, with that same risk.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,34 +35,33 @@
 
 #include "credentials.h"
 #include "log.h"
-#include "worker.h"
+#include "loop.h"
 
 #define RECEIVE_BATCH 10
 #define DELETE_RETRIES 5
+#define LOOKUP_BATCH 500 /* messages per lookup statement at most (<= JOB_MAX) */
 
-enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY };
-
-/* One SQS request in flight (or waiting for its retry timer). */
-struct op {
-    enum op_kind kind;
-    struct sqs_request *req;
-    struct held *items[SQS_MAX_BATCH]; /* OP_DELETE owns them; OP_VISIBILITY borrows ids only */
+/* The statement a ledger connection has out: lookups go on one connection,
+ * payments on another, so neither waits for the other. */
+enum job_kind { JOB_LOOKUP, JOB_PAY, JOB_NONE };
+#define JOB_MAX 1024 /* messages per statement at most */
+struct dbjob {
+    struct ledger led;
+    enum job_kind kind; /* JOB_NONE when idle */
+    struct held *items[JOB_MAX];
     size_t n;
-    int64_t retry_at; /* 0 when not waiting */
-    struct op *next;  /* retry list */
 };
 
 static struct {
     CURLM *multi;
+    struct dbjob jobs[2]; /* [JOB_LOOKUP], [JOB_PAY] */
     struct sqs_client *sqs;
     struct creds_provider *creds;
-    /* payment timers: a binary min-heap on due_ms */
-    struct held **heap;
-    size_t heap_n, heap_cap;
-    /* all held messages, oldest first (visibility extension scans from the front) */
+    struct timer_heap timers; /* payments */
+    /* all held messages, oldest first */
     struct held *first, *last;
     size_t held_n;
-    /* messages waiting for a lookup (database was down) */
+    /* messages waiting for their lookup: batched, and kept while the database is down */
     struct held **lookup_q;
     size_t lookup_n, lookup_cap;
     /* deletes not yet sent */
@@ -66,58 +75,15 @@ static struct {
     bool stopping;
     int64_t stop_deadline; /* held payments must be done by then */
     int64_t hard_deadline; /* and outstanding polls by then */
+    bool polls_abandoned;
+    int64_t abandoned_until; /* abandoned polls may still take messages on the server until then */
     bool released;
     int64_t db_retry_at;   /* no polls or DB work before this while the database is down */
     int64_t poll_retry_at; /* no polls before this after a receive could not be built */
     unsigned db_failures;
-    int64_t next_visibility_scan;
 } L;
 
-/* ---- held messages and the timer heap -------------------------------------- */
-
-static void heap_swap(size_t a, size_t b)
-{
-    struct held *t = L.heap[a];
-    L.heap[a] = L.heap[b];
-    L.heap[b] = t;
-    L.heap[a]->heap_idx = a;
-    L.heap[b]->heap_idx = b;
-}
-
-static void heap_push(struct held *h)
-{
-    if (L.heap_n == L.heap_cap) {
-        L.heap_cap = L.heap_cap ? L.heap_cap * 2 : 256;
-        L.heap = realloc(L.heap, L.heap_cap * sizeof(*L.heap));
-    }
-    size_t i = L.heap_n++;
-    L.heap[i] = h;
-    h->heap_idx = i;
-    while (i > 0 && L.heap[(i - 1) / 2]->due_ms > L.heap[i]->due_ms) {
-        heap_swap(i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static struct held *heap_pop(void)
-{
-    struct held *top = L.heap[0];
-    L.heap[0] = L.heap[--L.heap_n];
-    L.heap[0]->heap_idx = 0;
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < L.heap_n && L.heap[l]->due_ms < L.heap[m]->due_ms)
-            m = l;
-        if (r < L.heap_n && L.heap[r]->due_ms < L.heap[m]->due_ms)
-            m = r;
-        if (m == i)
-            break;
-        heap_swap(i, m);
-        i = m;
-    }
-    return top;
-}
+/* ---- held messages ----------------------------------------------------------- */
 
 static void held_link(struct held *h)
 {
@@ -144,11 +110,12 @@ static void held_free(struct held *h)
         L.last = h->prev;
     L.held_n--;
     atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
+    extend_forget(h);
     free(h->receipt);
     free(h);
 }
 
-static struct log_fields fields_of(const struct held *h)
+struct log_fields fields_of(const struct held *h)
 {
     struct log_fields f = {.order_id = h->order_id[0] ? h->order_id : NULL,
                            .correlation_id = h->correlation_id[0] ? h->correlation_id : NULL,
@@ -173,10 +140,17 @@ static void op_start(struct op *o)
         return;
     }
     o->retry_at = 0;
+    o->started_ms = util_mono_ms();
     if (o->kind == OP_RECEIVE)
         L.recv_ops[L.recv_n++] = o;
     curl_multi_add_handle(L.multi, sqs_request_easy(o->req));
     atomic_fetch_add(&wmetrics.sqs_requests, 1);
+}
+
+void loop_submit(struct op *o)
+{
+    L.ops++;
+    op_start(o);
 }
 
 /* A request for body (taken over, also on failure), or NULL when the encoder
@@ -229,16 +203,12 @@ static void flush_deletes(void)
 {
     if (!L.del_n)
         return;
-    struct sqs_receipt_entry e[SQS_MAX_BATCH] = {{0}};
-    char ids[SQS_MAX_BATCH][24];
+    struct receipt_batch b;
     size_t n = L.del_n;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "%zu", i);
-        e[i] = (struct sqs_receipt_entry){.id = ids[i], .receipt_handle = L.del_q[i]->receipt};
-    }
+    receipt_batch_fill(&b, L.del_q, n, 0);
     L.del_n = 0;
     struct op *o = op_new(OP_DELETE, SQS_DELETE_MESSAGE_BATCH,
-                          sqs_encode_delete_message_batch(wcfg.queue_url, e, n));
+                          sqs_encode_delete_message_batch(wcfg.queue_url, b.e, b.n));
     if (!o) {
         /* Not deleted: each comes back after its visibility timeout and is
          * acknowledged then (its order is already done). */
@@ -260,6 +230,7 @@ static void flush_deletes(void)
 static void ack(struct held *h)
 {
     h->state = H_DONE;
+    extend_forget(h);
     L.del_q[L.del_n++] = h;
     if (L.del_n == SQS_MAX_BATCH)
         flush_deletes();
@@ -267,21 +238,14 @@ static void ack(struct held *h)
 
 static void change_visibility(struct held **h, size_t n, int timeout_s)
 {
-    struct sqs_receipt_entry e[SQS_MAX_BATCH];
-    char ids[SQS_MAX_BATCH][24];
+    struct receipt_batch b;
     for (size_t off = 0; off < n; off += SQS_MAX_BATCH) {
-        size_t k = n - off < SQS_MAX_BATCH ? n - off : SQS_MAX_BATCH;
-        for (size_t i = 0; i < k; i++) {
-            snprintf(ids[i], sizeof(ids[i]), "%zu", i);
-            e[i] = (struct sqs_receipt_entry){.id = ids[i],
-                                              .receipt_handle = h[off + i]->receipt,
-                                              .visibility_timeout = timeout_s};
-        }
-        char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, e, k);
+        receipt_batch_fill(&b, h + off, n - off, timeout_s);
+        char *body = sqs_encode_change_visibility_batch(wcfg.queue_url, b.e, b.n);
         struct op *o = op_new(OP_VISIBILITY, SQS_CHANGE_MESSAGE_VISIBILITY_BATCH, body);
         if (!o) {
             /* Their visibility stays as it is: they come back when it runs out. */
-            for (size_t i = 0; i < k; i++) {
+            for (size_t i = 0; i < b.n; i++) {
                 struct log_fields f = fields_of(h[off + i]);
                 log_error(&f,
                           "cannot build a ChangeMessageVisibilityBatch request (timeout %d s): "
@@ -293,6 +257,57 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         L.ops++;
         op_start(o);
     }
+}
+
+/* ---- stopping --------------------------------------------------------------------- */
+
+/* True once any byte of the answer has arrived: the poll has taken messages. */
+static bool poll_answering(struct op *o)
+{
+    long code = 0;
+    curl_off_t got = 0;
+    CURL *e = sqs_request_easy(o->req);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    return code != 0 || got > 0;
+}
+
+/* Drops every long poll that has received nothing: nothing was taken from the
+ * queue through it, so nothing is lost, and the worker need not wait out its
+ * WaitTimeSeconds. A poll already answering completes normally and its
+ * messages are released (release_received_while_stopping). */
+static void abandon_idle_polls(void)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < L.recv_n; i++) {
+        struct op *o = L.recv_ops[i];
+        if (poll_answering(o)) {
+            L.recv_ops[kept++] = o;
+            continue;
+        }
+        int64_t until = o->started_ms + wcfg.wait_time_s * 1000 + 1000;
+        if (until > L.abandoned_until)
+            L.abandoned_until = until;
+        curl_multi_remove_handle(L.multi, sqs_request_easy(o->req));
+        L.polls--;
+        op_free(o);
+        dropped++;
+    }
+    L.recv_n = kept;
+    L.polls_abandoned = true;
+    log_kv(LOG_INFO, NULL, "stopping: idle long polls abandoned", "abandoned", (long long)dropped,
+           "answering", (long long)kept, NULL);
+}
+
+/* Messages a poll brought in after the stop began: not started, so handed
+ * straight back (visibility 0) for another worker. */
+static void release_received_while_stopping(struct held **h, size_t n)
+{
+    log_kv(LOG_INFO, NULL, "stopping: returning messages received while stopping", "count",
+           (long long)n, NULL);
+    change_visibility(h, n, 0); /* the request bodies hold copies of the receipts */
+    for (size_t i = 0; i < n; i++)
+        held_free(h[i]);
 }
 
 /* ---- what happens to received messages ------------------------------------- */
@@ -316,25 +331,42 @@ static void poison(struct held *h, const char *reason)
     held_free(h);
 }
 
-static void lookup(struct held **h, size_t n)
+/* Hands h back to the queue at once when the worker cannot keep it (memory). */
+static void give_back(struct held *h, const char *reason)
 {
-    enum ledger_status st[RECEIVE_BATCH * 4];
-    char err[512];
-    if (n > sizeof(st) / sizeof(st[0]))
-        n = sizeof(st) / sizeof(st[0]);
-    if (util_mono_ms() < L.db_retry_at || ledger_lookup(h, n, st, err, sizeof(err)) != 0) {
-        if (util_mono_ms() >= L.db_retry_at)
-            db_failed("lookup", err);
-        for (size_t i = 0; i < n; i++) {
-            if (L.lookup_n == L.lookup_cap) {
-                L.lookup_cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
-                L.lookup_q = realloc(L.lookup_q, L.lookup_cap * sizeof(*L.lookup_q));
-            }
-            L.lookup_q[L.lookup_n++] = h[i];
+    struct log_fields f = fields_of(h);
+    log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
+    struct held *one[1] = {h};
+    change_visibility(one, 1, 0);
+    held_free(h);
+}
+
+static void schedule_payment(struct held *h, int64_t due_ms)
+{
+    h->due_ms = due_ms;
+    if (timer_heap_push(&L.timers, h) != 0)
+        give_back(h, "out of memory for a payment timer: message returned to the queue");
+}
+
+static void queue_lookup(struct held *h)
+{
+    if (L.lookup_n == L.lookup_cap) {
+        size_t cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
+        struct held **q = realloc(L.lookup_q, cap * sizeof(*q));
+        if (!q) {
+            give_back(h, "out of memory for the lookup queue: message returned to the queue");
+            return;
         }
-        return;
+        L.lookup_q = q;
+        L.lookup_cap = cap;
     }
-    L.db_failures = 0;
+    L.lookup_q[L.lookup_n++] = h;
+}
+
+/* What the lookup of h[0..n) found: pay the pending ones after the delay,
+ * acknowledge the ones already done, leave unknown ones to the DLQ. */
+static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
+{
     int64_t now = util_mono_ms();
     for (size_t i = 0; i < n; i++) {
         struct log_fields f = fields_of(h[i]);
@@ -350,10 +382,9 @@ static void lookup(struct held **h, size_t n)
             break;
         case LEDGER_PENDING:
             h[i]->state = H_PAYING;
-            h[i]->due_ms = now + wcfg.payment_delay_ms;
-            heap_push(h[i]);
             log_kv(LOG_INFO, &f, "payment started", "receive_count", (long long)h[i]->receive_count,
                    "delay_ms", (long long)wcfg.payment_delay_ms, NULL);
+            schedule_payment(h[i], now + wcfg.payment_delay_ms);
             break;
         }
     }
@@ -411,6 +442,7 @@ static void on_received(struct op *o)
         if (m->trace_header)
             util_strlcpy(h->trace_header, m->trace_header, sizeof(h->trace_header));
         held_link(h);
+        extend_track(h);
         atomic_fetch_add(&wmetrics.received, 1);
         if (m->receive_count > 1)
             atomic_fetch_add(&wmetrics.redelivered, 1);
@@ -427,38 +459,16 @@ static void on_received(struct op *o)
     }
     sqs_received_free(&rcv);
     if (nb && L.stopping) {
-        /* not processed: returned with the rest once the polls are over */
-        log_kv(LOG_INFO, NULL, "stopping: holding newly received messages to return them", "count",
-               (long long)nb, NULL);
+        release_received_while_stopping(batch, nb);
         return;
     }
-    if (nb)
-        lookup(batch, nb);
+    for (size_t i = 0; i < nb; i++)
+        queue_lookup(batch[i]);
 }
 
-static void run_due_payments(int64_t now)
+static void pay_done(struct held **due, size_t n, const bool *paid)
 {
-    struct held *due[1024];
-    bool paid[1024];
-    size_t n = 0;
-    char err[512];
-
-    if (now < L.db_retry_at)
-        return;
-    while (L.heap_n && L.heap[0]->due_ms <= now && n < sizeof(due) / sizeof(due[0]))
-        due[n++] = heap_pop();
-    if (!n)
-        return;
-    if (ledger_pay(due, n, paid, err, sizeof(err)) != 0) {
-        db_failed("payment", err);
-        for (size_t i = 0; i < n; i++) {
-            due[i]->due_ms = L.db_retry_at;
-            heap_push(due[i]);
-        }
-        return;
-    }
-    L.db_failures = 0;
-    int64_t wall = util_wall_ms();
+    int64_t now = util_mono_ms(), wall = util_wall_ms();
     for (size_t i = 0; i < n; i++) {
         struct held *h = due[i];
         struct log_fields f = fields_of(h);
@@ -478,41 +488,92 @@ static void run_due_payments(int64_t now)
     }
 }
 
-static void retry_lookups(int64_t now)
+/* ---- database statements, one out per connection ---------------------------- */
+
+/* A statement's messages go back where they came from when it fails. */
+static void job_failed(struct dbjob *j, const char *err)
 {
-    if (!L.lookup_n || now < L.db_retry_at)
-        return;
-    struct held **q = L.lookup_q;
-    size_t n = L.lookup_n;
-    L.lookup_q = NULL;
-    L.lookup_n = L.lookup_cap = 0;
-    for (size_t off = 0; off < n; off += RECEIVE_BATCH * 4) {
-        size_t k = n - off < RECEIVE_BATCH * 4 ? n - off : RECEIVE_BATCH * 4;
-        lookup(q + off, k);
+    db_failed(j->kind == JOB_LOOKUP ? "lookup" : "payment", err);
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->kind == JOB_LOOKUP)
+            queue_lookup(j->items[i]);
+        else
+            schedule_payment(j->items[i], L.db_retry_at);
     }
-    free(q);
+    j->kind = JOB_NONE;
+    j->n = 0;
 }
 
-/* Extends, in batches, every held message whose visibility ends within a third of the timeout. */
-static void extend_visibility(int64_t now)
+static void job_send(struct dbjob *j, enum job_kind kind)
 {
-    struct held *ext[1024];
-    size_t n = 0;
-    int64_t margin = wcfg.visibility_s * 1000 / 3;
-    if (now < L.next_visibility_scan)
+    char err[512];
+    int rc = kind == JOB_LOOKUP ? ledger_send_lookup(&j->led, j->items, j->n, err, sizeof(err))
+                                : ledger_send_pay(&j->led, j->items, j->n, err, sizeof(err));
+    j->kind = kind;
+    if (rc != 0)
+        job_failed(j, err);
+}
+
+/* Sends the lookup of what the receives brought since the last one. */
+static void run_lookups(int64_t now)
+{
+    struct dbjob *j = &L.jobs[JOB_LOOKUP];
+    if (!L.lookup_n || now < L.db_retry_at || j->kind != JOB_NONE)
         return;
-    L.next_visibility_scan = now + 1000;
-    for (struct held *h = L.first; h && n < 1024; h = h->next) {
-        if (h->state == H_DONE || h->visible_until_ms - now > margin)
-            continue;
-        h->visible_until_ms = now + wcfg.visibility_s * 1000;
-        ext[n++] = h;
+    j->n = L.lookup_n < LOOKUP_BATCH ? L.lookup_n : LOOKUP_BATCH;
+    memcpy(j->items, L.lookup_q, j->n * sizeof(*j->items));
+    L.lookup_n -= j->n;
+    memmove(L.lookup_q, L.lookup_q + j->n, L.lookup_n * sizeof(*L.lookup_q));
+    job_send(j, JOB_LOOKUP);
+}
+
+/* Sends the payment of every order whose timer is due. */
+static void run_due_payments(int64_t now)
+{
+    struct dbjob *j = &L.jobs[JOB_PAY];
+    if (now < L.db_retry_at || j->kind != JOB_NONE)
+        return;
+    j->n = 0;
+    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now &&
+           j->n < JOB_MAX)
+        j->items[j->n++] = timer_heap_pop(&L.timers);
+    if (j->n)
+        job_send(j, JOB_PAY);
+}
+
+/* Reads the answer of j's statement if it is in. */
+static void job_poll(struct dbjob *j)
+{
+    PGresult *r;
+    char err[512];
+    if (j->kind == JOB_NONE)
+        return;
+    int rc = ledger_result(&j->led, &r, err, sizeof(err));
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        job_failed(j, err);
+        return;
     }
-    if (n) {
-        log_kv(LOG_INFO, NULL, "extending visibility of held messages", "count", (long long)n,
-               NULL);
-        change_visibility(ext, n, (int)wcfg.visibility_s);
+    L.db_failures = 0;
+    enum job_kind kind = j->kind;
+    j->kind = JOB_NONE;
+    if (kind == JOB_LOOKUP) {
+        enum ledger_status st[JOB_MAX];
+        ledger_read_lookup(r, j->items, j->n, st);
+        lookup_done(j->items, j->n, st);
+    } else {
+        bool paid[JOB_MAX];
+        ledger_read_pay(r, j->n, paid);
+        pay_done(j->items, j->n, paid);
     }
+    PQclear(r);
+    j->n = 0;
+}
+
+static bool jobs_busy(void)
+{
+    return L.jobs[JOB_LOOKUP].kind != JOB_NONE || L.jobs[JOB_PAY].kind != JOB_NONE;
 }
 
 static void recv_forget(struct op *o)
@@ -535,6 +596,12 @@ static void on_done(CURL *easy, CURLcode code)
     if (!r)
         return;
     struct op *o = sqs_request_userdata(r);
+    if (o->kind == OP_EXTEND) {
+        L.ops--;
+        extension_done(o, code);
+        op_free(o);
+        return;
+    }
     if (o->kind == OP_RECEIVE)
         recv_forget(o);
     struct sqs_request *req = o->req;
@@ -613,7 +680,7 @@ static void release_held(void)
     if (total)
         log_kv(LOG_WARN, NULL, "stopping: returning unfinished messages to the queue", "count",
                (long long)total, NULL);
-    L.heap_n = 0;
+    L.timers.n = 0;
     L.lookup_n = 0;
     /* a batch at a time, so returning them needs no memory it might not get */
     for (struct held *h = L.first; h; h = next) {
@@ -633,9 +700,6 @@ static void begin_stop(void)
 {
     L.stopping = true;
     L.stop_deadline = util_mono_ms() + wcfg.shutdown_grace_ms;
-    /* Long polls cannot be cancelled on the server: one we abandoned would
-     * still take messages and leave them invisible. So they run out (at most
-     * WaitTimeSeconds) and what they bring is handed straight back. */
     L.hard_deadline = L.stop_deadline + wcfg.wait_time_s * 1000 + 5000;
     log_kv(LOG_INFO, NULL, "stopping: no new receives, finishing held orders", "held",
            (long long)L.held_n, "grace_ms", (long long)wcfg.shutdown_grace_ms, NULL);
@@ -659,7 +723,8 @@ int loop_run(int signal_fd)
 
     L.multi = curl_multi_init();
     L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
-    curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)(wcfg.max_polls + 16));
+    curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)(wcfg.max_polls + EXTEND_MAX_CALLS + 16));
     L.creds = creds_provider_new_default(err, sizeof(err));
     if (!L.creds) {
         log_error(NULL, "no AWS credentials: %s", err);
@@ -667,21 +732,29 @@ int loop_run(int signal_fd)
         return 1;
     }
     L.sqs = sqs_client_new(&wcfg.sqs, L.creds);
-    if (ledger_connect(err, sizeof(err)) != 0)
+    extend_init(L.sqs);
+    ledger_init();
+    L.jobs[JOB_LOOKUP].kind = L.jobs[JOB_PAY].kind = JOB_NONE;
+    if (ledger_connect(&L.jobs[JOB_LOOKUP].led, err, sizeof(err)) != 0 ||
+        ledger_connect(&L.jobs[JOB_PAY].led, err, sizeof(err)) != 0)
         db_failed("connect", err);
 
     for (;;) {
         int64_t now = util_mono_ms();
         if (L.stopping) {
-            /* Release only once no poll of ours is left on the server: a
-             * released message would otherwise be taken straight back,
-             * burning a receive towards the dead-letter queue. */
-            bool payments_left = L.heap_n > 0 || L.lookup_n > 0;
-            if (!L.released && L.polls == 0 && (now >= L.stop_deadline || !payments_left)) {
+            if (!L.polls_abandoned)
+                abandon_idle_polls();
+            /* Release only once no poll of ours is left, here or on the
+             * server: a released message would otherwise be taken straight
+             * back, burning a receive towards the dead-letter queue. */
+            bool payments_left = L.timers.n > 0 || L.lookup_n > 0 || jobs_busy();
+            /* (and never under a statement that holds some of them) */
+            if (!L.released && L.polls == 0 && now >= L.abandoned_until && !jobs_busy() &&
+                (now >= L.stop_deadline || !payments_left)) {
                 release_held();
                 L.released = true;
             }
-            if (L.held_n == 0 && L.ops == 0 && L.polls == 0 && L.del_n == 0)
+            if (L.held_n == 0 && L.ops == 0 && L.polls == 0 && L.del_n == 0 && !jobs_busy())
                 break;
             if (now >= L.hard_deadline) {
                 log_warn(NULL, "stopping: requests still outstanding at the hard deadline");
@@ -695,29 +768,36 @@ int loop_run(int signal_fd)
                    start_poll())
                 ;
         }
-        retry_lookups(now);
+        int64_t next = now + 1000;
+        run_lookups(now);
         run_due_payments(now);
-        extend_visibility(now);
+        extend_visibility(now, &next);
         flush_deletes();
 
-        int64_t next = now + 1000;
         run_retries(now, &next);
-        if (L.heap_n && L.heap[0]->due_ms < next)
-            next = L.heap[0]->due_ms;
+        if (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms < next)
+            next = timer_heap_peek(&L.timers)->due_ms;
         if (L.db_retry_at > now && L.db_retry_at < next)
             next = L.db_retry_at;
         if (L.stopping && !L.released && L.stop_deadline < next)
             next = L.stop_deadline;
+        if (L.stopping && !L.released && L.abandoned_until > now && L.abandoned_until < next)
+            next = L.abandoned_until;
         if (L.stopping && L.hard_deadline < next)
             next = L.hard_deadline;
         int timeout = (int)(next - util_mono_ms());
         if (timeout < 0)
             timeout = 0;
 
-        struct curl_waitfd wfd = {.fd = signal_fd, .events = CURL_WAIT_POLLIN};
+        struct curl_waitfd wfd[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
+        unsigned nfd = 1;
+        for (int k = 0; k < 2; k++)
+            if (ledger_socket(&L.jobs[k].led) >= 0)
+                wfd[nfd++] = (struct curl_waitfd){.fd = ledger_socket(&L.jobs[k].led),
+                                                  .events = CURL_WAIT_POLLIN};
         int running, q;
-        curl_multi_poll(L.multi, &wfd, 1, timeout, NULL);
-        if (wfd.revents & CURL_WAIT_POLLIN) {
+        curl_multi_poll(L.multi, wfd, nfd, timeout, NULL);
+        if (wfd[0].revents & CURL_WAIT_POLLIN) {
             struct signalfd_siginfo si;
             if (read(signal_fd, &si, sizeof(si)) == sizeof(si) && !L.stopping) {
                 log_info(NULL, "received %s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -729,14 +809,17 @@ int loop_run(int signal_fd)
         while ((m = curl_multi_info_read(L.multi, &q)))
             if (m->msg == CURLMSG_DONE)
                 on_done(m->easy_handle, m->data.result);
+        job_poll(&L.jobs[JOB_LOOKUP]);
+        job_poll(&L.jobs[JOB_PAY]);
     }
     log_kv(LOG_INFO, NULL, "order-worker stopped", "processed",
            (long long)atomic_load(&wmetrics.processed), NULL);
-    ledger_close();
+    ledger_close(&L.jobs[JOB_LOOKUP].led);
+    ledger_close(&L.jobs[JOB_PAY].led);
     sqs_client_free(L.sqs);
     creds_provider_free(L.creds);
     curl_multi_cleanup(L.multi);
-    free(L.heap);
+    timer_heap_free(&L.timers);
     free(L.lookup_q);
     free(L.recv_ops);
     return rc;

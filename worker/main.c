@@ -49,7 +49,7 @@ static const struct config_var cf_payment_delay_ms = {
 };
 static const struct config_var cf_worker_max_in_flight = {
     .name = "WORKER_MAX_IN_FLIGHT",
-    .def = "1000",
+    .def = "5000",
     .programs = CONFIG_WORKER,
     .kind = CONFIG_INT,
     .min = 10,
@@ -169,6 +169,14 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
              &wmetrics.redelivered},
             {"order_worker_sqs_requests_total", "SQS requests sent", &wmetrics.sqs_requests},
             {"order_worker_sqs_errors_total", "Failed SQS requests", &wmetrics.sqs_errors},
+            {"order_worker_visibility_calls_total",
+             "ChangeMessageVisibilityBatch requests sent to extend held messages",
+             &wmetrics.visibility_calls},
+            {"order_worker_visibility_extended_total",
+             "Held messages whose visibility was extended", &wmetrics.visibility_extended},
+            {"order_worker_visibility_expired_total",
+             "Held messages whose visibility ran out before it was extended",
+             &wmetrics.visibility_expired},
         };
         for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
             metrics_header(&b, counters[i].name, "counter", counters[i].help);

@@ -52,7 +52,79 @@ struct held {
     int64_t order_created_ms; /* wall clock, for end-to-end latency */
     size_t heap_idx;
     struct held *prev, *next; /* all held messages, oldest first */
+    /* visibility extension (visibility.c): queued by visible_until while
+     * waiting for an extension; out of the queue while one is in flight */
+    struct held *vis_prev, *vis_next;
+    bool in_vis_queue;
+    void *ext_op;          /* the extension request in flight (loop.c), or NULL */
+    size_t ext_slot;       /* this message's entry in that request */
+    int64_t ext_sent_ms;   /* when that request went out */
+    unsigned ext_failures; /* consecutive failed extensions */
 };
+
+/* ---- timer_heap.c: payment (and retry) timers, a binary min-heap on due_ms ---- */
+
+struct timer_heap {
+    struct held **v;
+    size_t n, cap;
+};
+/* 0, or -1 when memory runs out (h is then not queued). */
+int timer_heap_push(struct timer_heap *t, struct held *h);
+/* The earliest timer, or NULL when empty. */
+struct held *timer_heap_peek(const struct timer_heap *t);
+struct held *timer_heap_pop(struct timer_heap *t);
+/* Takes h out wherever it is (h must be in t). */
+void timer_heap_remove(struct timer_heap *t, struct held *h);
+void timer_heap_free(struct timer_heap *t);
+
+/* ---- batch.c: entries of DeleteMessageBatch / ChangeMessageVisibilityBatch ---- */
+
+/* One batch request's entries; entry i has id "i", so an answer's ids map
+ * back to the messages without a search. */
+struct receipt_batch {
+    struct sqs_receipt_entry e[SQS_MAX_BATCH];
+    char ids[SQS_MAX_BATCH][4];
+    size_t n;
+};
+/* Fills b from h[0..n) (at most SQS_MAX_BATCH; returns how many were taken).
+ * visibility_s is ignored by DeleteMessageBatch. The entries borrow the
+ * receipts: encode before they are freed. */
+size_t receipt_batch_fill(struct receipt_batch *b, struct held *const *h, size_t n,
+                          int visibility_s);
+/* The index of a batch entry id among n entries, or -1 when it is not one of ours. */
+int receipt_batch_index(const char *id, size_t n);
+/* ok[i] = whether entry i succeeded according to the answer r: listed as
+ * successful and not as failed. An entry the answer does not mention failed. */
+void receipt_batch_outcome(const struct sqs_batch_result *r, size_t n, bool *ok);
+
+/* ---- visibility.c: when to extend whose visibility ---- */
+
+/* Each held message is extended once less than refresh_ms of its visibility
+ * is left, and before less than safety_ms is left; the extensions are paced
+ * evenly to have each out while target_ms is left, so that a burst of
+ * receives does not become a burst of calls. */
+struct vis_policy {
+    int64_t timeout_ms; /* visibility given on receive and by each extension */
+    int64_t refresh_ms;
+    int64_t target_ms;
+    int64_t safety_ms;
+    int64_t tick_ms; /* how often the pacing looks again while messages are due */
+};
+void vis_policy_init(struct vis_policy *p, int64_t visibility_s);
+
+/* Held messages waiting for their next extension, earliest visible_until first. */
+struct vis_queue {
+    struct held *first, *last;
+    size_t n;
+};
+/* Inserts h by its visible_until (from the back: usually it goes last). */
+void vis_queue_insert(struct vis_queue *q, struct held *h);
+void vis_queue_remove(struct vis_queue *q, struct held *h);
+/* Takes off the front of q the messages to extend now, at most max (a whole
+ * number of batches unless fewer are due); *next_ms gets when to look again
+ * (INT64_MAX when q is empty). */
+size_t vis_take_due(struct vis_queue *q, const struct vis_policy *p, int64_t now, int calls_free,
+                    struct held **out, size_t max, int64_t *next_ms);
 
 struct worker_metrics {
     _Atomic uint64_t received;
@@ -63,6 +135,9 @@ struct worker_metrics {
     _Atomic int64_t in_flight;
     _Atomic uint64_t sqs_requests;
     _Atomic uint64_t sqs_errors;
+    _Atomic uint64_t visibility_calls;    /* ChangeMessageVisibilityBatch sent to extend */
+    _Atomic uint64_t visibility_extended; /* messages whose extension succeeded */
+    _Atomic uint64_t visibility_expired;  /* held messages whose visibility ran out */
     struct histogram payment_latency;
     struct histogram end_to_end_latency;
 };
@@ -72,16 +147,31 @@ extern struct worker_metrics wmetrics;
 
 enum ledger_status { LEDGER_PENDING, LEDGER_DONE, LEDGER_MISSING };
 
-int ledger_connect(char *err, size_t errlen);
-void ledger_close(void);
-/* Classifies held[0..n) by their order's status; records DELIVERED and
- * PAYMENT_STARTED for the pending ones. out[i] receives the status. Returns 0
- * or -1 (database unavailable or failed). */
-int ledger_lookup(struct held **h, size_t n, enum ledger_status *out, char *err, size_t errlen);
-/* Pays every PENDING order of h[0..n) at most once: status PROCESSED and the
- * payment row in one statement. paid[i] tells whether this call paid it.
- * Returns 0 or -1. */
-int ledger_pay(struct held **h, size_t n, bool *paid, char *err, size_t errlen);
+/* One connection and the statement it has out (at most one). */
+struct ledger {
+    PGconn *db;
+    bool busy;
+};
+void ledger_init(void);
+/* Connects now (the send functions reconnect by themselves). 0 or -1. */
+int ledger_connect(struct ledger *l, char *err, size_t errlen);
+void ledger_close(struct ledger *l);
+/* The socket to poll for the answer while a statement is out, else -1. */
+int ledger_socket(const struct ledger *l);
+/* Sends the lookup of h[0..n): classifies the messages by their order's
+ * status and records DELIVERED and PAYMENT_STARTED for the pending ones. */
+int ledger_send_lookup(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
+/* Sends the payment of every PENDING order of h[0..n), at most once: status
+ * PROCESSED and the payment row in one statement. */
+int ledger_send_pay(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
+/* Reads what has arrived without waiting: 1 with *res (PQclear it) once the
+ * answer is complete, 0 while it is not, -1 with err when the statement or
+ * the connection failed. */
+int ledger_result(struct ledger *l, PGresult **res, char *err, size_t errlen);
+/* out[i]: the status of h[i]'s order; fills correlation ids and creation times. */
+void ledger_read_lookup(const PGresult *r, struct held **h, size_t n, enum ledger_status *out);
+/* paid[i]: whether the statement paid h[i]'s order. */
+void ledger_read_pay(const PGresult *r, size_t n, bool *paid);
 
 /* ---- the event loop ---- */
 

@@ -1,0 +1,46 @@
+/*
+ * loop.h - what the files of the event loop share (loop.c, extend.c): the
+ * SQS requests it has out. Internal to order-worker.
+ */
+#ifndef ORDER_WORKER_LOOP_H
+#define ORDER_WORKER_LOOP_H
+
+#include "worker.h"
+
+/* OP_VISIBILITY gives messages back (poison, stop) and forgets them;
+ * OP_EXTEND extends held ones and reports back to each (extension_done). */
+enum op_kind { OP_RECEIVE, OP_DELETE, OP_VISIBILITY, OP_EXTEND };
+
+/* One SQS request in flight (or waiting for its retry timer). */
+struct op {
+    enum op_kind kind;
+    struct sqs_request *req;
+    /* OP_DELETE owns them; OP_EXTEND borrows them (extend_forget clears a slot) */
+    struct held *items[SQS_MAX_BATCH];
+    size_t n;
+    int64_t retry_at;   /* 0 when not waiting */
+    int64_t started_ms; /* when the current attempt went out (receives: its server-side wait) */
+    struct op *next;    /* retry list */
+};
+
+/* Puts o on the multi handle (retrying its signing later if it fails); it
+ * comes back through extension_done for OP_EXTEND. */
+void loop_submit(struct op *o);
+/* The log fields of a held message. */
+struct log_fields fields_of(const struct held *h);
+
+/* ---- extend.c: sending the extensions visibility.c schedules ---- */
+
+#define EXTEND_MAX_CALLS 32 /* ChangeMessageVisibilityBatch outstanding at most */
+
+void extend_init(struct sqs_client *sqs);
+/* From receipt on, h's visibility is extended until extend_forget(h). */
+void extend_track(struct held *h);
+/* h is acknowledged or freed: no more extension (one in flight forgets it). */
+void extend_forget(struct held *h);
+/* Sends what is due now; lowers *next_timer to when to look again. */
+void extend_visibility(int64_t now, int64_t *next_timer);
+/* The answer to an OP_EXTEND (o is freed by the caller). */
+void extension_done(struct op *o, CURLcode code);
+
+#endif
