@@ -40,6 +40,8 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$CT_HOME/events.log"
 tmp_dir = "$CT_HOME/tmp"
+# exec sessions (health checks) clean up after 5 s, not 5 min
+exit_command_delay = 5
 volume_path = "$CT_HOME/volumes"
 
 [network]
