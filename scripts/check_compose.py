@@ -5,7 +5,10 @@
    through the Go module proxy at a pinned version).
 2. Checks what the README promises: `docker compose up --build --scale
    worker=3` works (the worker has no container_name and no host ports), the
-   migration runs once before the API, every dependency names a service.
+   migration runs once before the API, every dependency names a service,
+   every published port binds 127.0.0.1 only, the API gets the local JWT
+   issuer with its JWKS mounted read-only, LocalStack runs SQS and EventBridge.
+   (scripts/compose-test.sh runs the file for real; this is the fast check.)
 
 Usage: python scripts/check_compose.py [compose.yaml]
 """
@@ -35,6 +38,30 @@ def validator():
     return jsonschema.validators.validator_for(spec)(spec)
 
 
+def loopback_ports(services):
+    """Every published port binds 127.0.0.1 (short "IP:HOST:CONTAINER" or long syntax)."""
+    out = []
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            if ip != "127.0.0.1":
+                out.append(f"{name} publishes {port!r} beyond 127.0.0.1")
+    return out
+
+
+def api_auth(api):
+    """The API is configured for the local issuer and reads its JWKS from a read-only mount."""
+    env = api.get("environment", {})
+    out = [f"api must set {k}={v}" for k, v in (("AUTH_ISSUER", "https://order-service.local"),
+                                                   ("AUTH_AUDIENCE", "order-api"))
+           if env.get(k) != v]
+    jwks = env.get("AUTH_JWKS_FILE")
+    mounts = [str(v) for v in api.get("volumes", [])]
+    if not jwks or not any(m.endswith(f":{jwks}:ro") for m in mounts):
+        out.append("api must mount the JWKS read-only at AUTH_JWKS_FILE")
+    return out
+
+
 def main(path):
     with open(path) as f:
         doc = yaml.safe_load(f)
@@ -58,6 +85,10 @@ def main(path):
         problems.append("api must wait for migrate to complete successfully")
     if services.get("migrate", {}).get("command") not in (["migrate"], "migrate"):
         problems.append("migrate must run `order-api migrate`")
+    problems += loopback_ports(services) + api_auth(services.get("api", {}))
+    ls_services = str(services.get("localstack", {}).get("environment", {}).get("SERVICES", ""))
+    if not {"sqs", "events"} <= set(ls_services.split(",")):
+        problems.append(f"localstack SERVICES must include sqs and events, not {ls_services!r}")
     for p in problems:
         print(f"check-compose: {p}", file=sys.stderr)
     print(f"check-compose: {len(services)} services, {len(problems)} problems")

@@ -2,12 +2,19 @@
 # shellcheck disable=SC2317  # cleanup helpers run from the EXIT trap
 # End-to-end test of the container images, without a container engine daemon:
 #
-#   1. installs podman, buildah, debootstrap (Debian, root) when missing;
-#   2. makes the debian:bookworm / debian:bookworm-slim base images locally
-#      (scripts/make-base-images.sh) when absent - nothing is pulled;
+#   1. installs podman, buildah, debootstrap, runc (Debian, root) when
+#      missing; everything runs in the private podman storage of
+#      scripts/container-env.sh (.local/containers/), never the machine's;
+#   2. makes or verifies the debian:bookworm / debian:bookworm-slim base
+#      images (scripts/make-base-images.sh: an image under those tags is used
+#      only when it is the one recorded there from the current rootfs,
+#      otherwise it is re-imported) - nothing is pulled. It proves the point
+#      by tagging a foreign image with forged labels as debian:bookworm-slim
+#      and checking it is refused and replaced;
 #   3. builds Dockerfile.api and Dockerfile.worker unchanged with
-#      `podman build --isolation chroot --network host --pull=never` and
-#      checks each runtime image is under 120 MB;
+#      `podman build --isolation chroot --network host --pull=never`, checks
+#      each stage was built on the verified base (its first layer is the
+#      rootfs digest) and each runtime image is under 120 MB;
 #   4. starts PostgreSQL and LocalStack on the host (scripts/services.sh,
 #      which writes .local/env), creates a queue of its own, and runs INSIDE
 #      the images (buildah from + buildah run --isolation chroot --network
@@ -21,7 +28,9 @@
 # limited by BUILD_TIMEOUT, every wait loop has its own deadline.
 #
 # Usage: scripts/container-test.sh
-# Env:   ORDERS (5), API_PORT (first free from 18080), BUILD_TIMEOUT (1200 s),
+# Env:   ORDERS (5), API_PORT (first free from 18080), METRICS_PORT_BASE (first
+#        free from 19101; the two workers take the first two free from it),
+#        BUILD_TIMEOUT (1200 s),
 #        PROCESS_TIMEOUT (90 s), KEEP_SERVICES=1 (leave PostgreSQL/LocalStack
 #        running), KEEP_LOGS (logs are in .local/container-test/ anyway)
 # Last line: "container-test: N passed, M failed"; exit status non-zero on
@@ -30,6 +39,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
+# shellcheck source=scripts/container-env.sh disable=SC1091
+. scripts/container-env.sh
 
 ORDERS="${ORDERS:-5}"
 BUILD_TIMEOUT="${BUILD_TIMEOUT:-1200}"
@@ -60,6 +71,7 @@ abort() { fail "$*"; finish; }
 
 BG_PIDS=()        # buildah run processes started in the background
 CONTAINERS=()     # buildah working containers
+FOREIGN_IMAGE=""  # the impostor of step 2, removed on exit
 STARTED_SERVICES=0
 QUEUE_URLS=()
 
@@ -104,6 +116,7 @@ cleanup() {
   for c in "${CONTAINERS[@]}"; do
     buildah rm "$c" >/dev/null 2>&1
   done
+  [[ -n "$FOREIGN_IMAGE" ]] && podman rmi -f "$FOREIGN_IMAGE" >/dev/null 2>&1
   for q in "${QUEUE_URLS[@]}"; do
     sqs_call DeleteQueue "QueueUrl=$q" >/dev/null 2>&1
   done
@@ -121,6 +134,7 @@ ensure_tools() {
   command -v podman >/dev/null || missing+=(podman)
   command -v buildah >/dev/null || missing+=(buildah)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v runc >/dev/null || missing+=(runc)
   command -v curl >/dev/null || missing+=(curl)
   dpkg -s fuse-overlayfs >/dev/null 2>&1 || missing+=(fuse-overlayfs)
   dpkg -s uidmap >/dev/null 2>&1 || missing+=(uidmap)
@@ -142,12 +156,49 @@ ensure_tools || abort "installing podman/buildah/debootstrap"
 
 # ------------------------------------------------------------------ 2. base images
 
-if ! podman image exists docker.io/library/debian:bookworm ||
-   ! podman image exists docker.io/library/debian:bookworm-slim; then
-  log "making the debian base images (debootstrap, cached under .local/base-images)"
-  timeout "$BUILD_TIMEOUT" scripts/make-base-images.sh >"$WORK/base-images.log" 2>&1 ||
-    abort "scripts/make-base-images.sh (see $WORK/base-images.log)"
+container_env_init || abort "writing the private podman configuration under .local/containers"
+base_images() {  # make or verify; re-imports whatever is not the recorded image
+  timeout "$BUILD_TIMEOUT" scripts/make-base-images.sh >>"$WORK/base-images.log" 2>&1
+}
+log "base images: scripts/make-base-images.sh (debootstrap once, cached under .local/base-images)"
+base_images || abort "scripts/make-base-images.sh (see $WORK/base-images.log)"
+pass "base images made or verified: $(grep -c 'verified' "$WORK/base-images.log") of 2 tags checked"
+
+# A foreign image under the run stage's tag, carrying the very labels of the
+# real one, must be refused and replaced, never built on.
+SLIM_TAG=docker.io/library/debian:bookworm-slim
+BASE_LABELS=org.order-service.base
+printf 'not debian\n' >"$WORK/foreign-file"
+tar -C "$WORK" -cf "$WORK/foreign.tar" foreign-file
+forged=()
+for l in inputs rootfs; do
+  v=$(podman image inspect "$SLIM_TAG" --format "{{index .Labels \"$BASE_LABELS.$l\"}}")
+  forged+=(--change "LABEL $BASE_LABELS.$l=$v")
+done
+if FOREIGN_IMAGE=$(podman import -q "${forged[@]}" "$WORK/foreign.tar" "$SLIM_TAG" 2>>"$WORK/base-images.log"); then
+  FOREIGN_IMAGE=${FOREIGN_IMAGE#sha256:}
+  if scripts/make-base-images.sh --check >>"$WORK/base-images.log" 2>&1; then
+    fail "make-base-images.sh --check accepted a foreign image tagged $SLIM_TAG"
+  else
+    pass "make-base-images.sh --check refuses a foreign image under $SLIM_TAG (forged labels)"
+  fi
+  base_images || abort "scripts/make-base-images.sh after the foreign image (see $WORK/base-images.log)"
+  now=$(podman image inspect "$SLIM_TAG" --format '{{.Id}}')
+  if [[ "$now" != "$FOREIGN_IMAGE" ]] && scripts/make-base-images.sh --check >>"$WORK/base-images.log" 2>&1; then
+    pass "the foreign image was replaced by the recorded base (${now:0:12})"
+  else
+    fail "$SLIM_TAG still is ${now:0:12} after make-base-images.sh (see $WORK/base-images.log)"
+  fi
+  podman rmi -f "$FOREIGN_IMAGE" >/dev/null 2>&1 && FOREIGN_IMAGE=""
+else
+  fail "podman import of the foreign image (see $WORK/base-images.log)"
 fi
+scripts/make-base-images.sh --check >>"$WORK/base-images.log" 2>&1 ||
+  abort "base images not verified before the build (see $WORK/base-images.log)"
+# the digest each stage's first layer must have
+rootfs_digest() { echo "sha256:$(sha256sum <".local/base-images/$1.tar" | cut -d' ' -f1)"; }
+FULL_DIGEST=$(rootfs_digest bookworm)
+SLIM_DIGEST=$(rootfs_digest bookworm-slim)
 
 # ------------------------------------------------------------------ 3. build
 
@@ -168,6 +219,26 @@ build_image() {
 }
 build_image Dockerfile.api "$API_IMAGE" || finish
 build_image Dockerfile.worker "$WORKER_IMAGE" || finish
+
+# Each stage really stands on the verified base: the runtime images' first
+# layer is the slim rootfs, the build stage's (tagged here from the layer
+# cache) the full one.
+first_layer() { podman image inspect "$1" --format '{{index .RootFS.Layers 0}}'; }
+for img in "$API_IMAGE" "$WORKER_IMAGE"; do
+  if [[ "$(first_layer "$img")" == "$SLIM_DIGEST" ]]; then
+    pass "$img is built on the verified debian:bookworm-slim"
+  else
+    fail "$img's first layer $(first_layer "$img") is not the verified slim rootfs $SLIM_DIGEST"
+  fi
+done
+if timeout "$BUILD_TIMEOUT" podman build --isolation chroot --network host --pull=never \
+     --target build -f Dockerfile.api -t order-build:test . >"$WORK/build-stage.log" 2>&1 &&
+   [[ "$(first_layer order-build:test)" == "$FULL_DIGEST" ]]; then
+  pass "the build stage is built on the verified debian:bookworm"
+else
+  fail "the build stage is not on the verified debian:bookworm $FULL_DIGEST (see $WORK/build-stage.log)"
+fi
+podman rmi order-build:test >/dev/null 2>&1
 
 for img in "$API_IMAGE" "$WORKER_IMAGE"; do
   size=$(podman image inspect "$img" --format '{{.Size}}')
@@ -244,7 +315,7 @@ free_port() {
   echo "$p"
 }
 API_PORT="${API_PORT:-$(free_port 18080)}"
-METRICS_PORT_1=$(free_port 19101)
+METRICS_PORT_1=$(free_port "${METRICS_PORT_BASE:-19101}")
 METRICS_PORT_2=$(free_port $((METRICS_PORT_1 + 1)))
 API_URL="http://127.0.0.1:$API_PORT"
 
