@@ -22,6 +22,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+LIB_TAG=elasticmq
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 DIR="$ROOT/.local/elasticmq"
 ELASTICMQ_VERSION="${ELASTICMQ_VERSION:-1.6.16}"
 ELASTICMQ_PORT="${ELASTICMQ_PORT:-9324}"
@@ -34,10 +37,6 @@ ENDPOINT="http://$HOST:$ELASTICMQ_PORT"
 PID_FILE="$DIR/elasticmq.pid"
 LOG="$DIR/elasticmq.log"
 LIB="$DIR/lib"
-
-log() { printf 'elasticmq: %s\n' "$*" >&2; }
-die() { printf 'elasticmq: ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 [[ "$ELASTICMQ_PORT" =~ ^[0-9]+$ ]] || die "ELASTICMQ_PORT must be a number"
 [[ "$ELASTICMQ_VERSION" =~ ^[0-9A-Za-z.-]+$ ]] || die "bad ELASTICMQ_VERSION"
@@ -117,32 +116,9 @@ EOF
 EOF
 }
 
-our_pid() { # pid of our running server, or fail
-  local pid
-  [[ -f "$PID_FILE" ]] || return 1
-  pid="$(head -n 1 "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'org.elasticmq.server.Main' || return 1
-  printf '%s\n' "$pid"
-}
+our_pid() { pid_from_file "$PID_FILE" org.elasticmq.server.Main; } # pid of our running server, or fail
 
-port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-# One SQS call with the JSON protocol (ElasticMQ does not check signatures, but
-# send the same headers as a real client).
-call() { # Action JSON -> body on stdout; non-zero on non-2xx
-  local out code
-  out="$(curl -sS --max-time 15 -X POST "$ENDPOINT/" \
-    -H "X-Amz-Target: AmazonSQS.$1" \
-    -H 'Content-Type: application/x-amz-json-1.0' \
-    -H "X-Amz-Date: $(date -u +%Y%m%dT%H%M%SZ)" \
-    -H "Authorization: AWS4-HMAC-SHA256 Credential=test/$(date -u +%Y%m%d)/us-east-1/sqs/aws4_request, SignedHeaders=host;x-amz-date, Signature=0" \
-    --data-binary "$2" -w $'\n%{http_code}')" || return 1
-  code="${out##*$'\n'}"
-  printf '%s\n' "${out%$'\n'*}"
-  [[ "$code" == 2* ]]
-}
+call() { sqs_json_call "$ENDPOINT" us-east-1 "$@"; } # Action JSON -> body on stdout; non-zero on non-2xx
 
 start() {
   local pid
@@ -150,7 +126,7 @@ start() {
     log "already running (pid $pid) on $ENDPOINT"
     return 0
   fi
-  port_in_use "$ELASTICMQ_PORT" && die "something else listens on $HOST:$ELASTICMQ_PORT"
+  port_in_use "$HOST" "$ELASTICMQ_PORT" && die "something else listens on $HOST:$ELASTICMQ_PORT"
   command -v "$JAVA" >/dev/null 2>&1 || die "java not found (Debian: apt-get install default-jre-headless)"
   fetch
   write_config
@@ -194,17 +170,7 @@ stop() {
     return 0
   fi
   log "stopping ElasticMQ (pid $pid)"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 15))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "did not exit within 15 s; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.2
-      break
-    fi
-    sleep 0.1
-  done
+  stop_pids 15000 ElasticMQ "$pid" # its own session (setsid): the whole group
   rm -f "$PID_FILE"
 }
 

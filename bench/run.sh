@@ -25,9 +25,9 @@ cd "$ROOT"
 CMDLINE="bench/run.sh${*:+ $*}"
 T_START=$SECONDS
 
-log() { printf 'run.sh [%(%H:%M:%S)T]: %s\n' -1 "$*" >&2; }
-die() { printf 'run.sh: ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+LIB_TAG=run.sh LIB_LOG_CLOCK=1
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 sqs=both orders=20000 duration=15 levels=16,64,256 workers=1,2,4 frugal=5000 profile=8
 out="$ROOT/bench/RESULTS.md" quick=0
@@ -78,9 +78,7 @@ cleanup() {
   trap - EXIT INT TERM
   if [[ -n "$BENCH_PID" ]] && kill -0 "$BENCH_PID" 2>/dev/null; then
     log "stopping bench.py (pid $BENCH_PID)"
-    kill -TERM "$BENCH_PID" 2>/dev/null || true
-    for _ in $(seq 1 600); do kill -0 "$BENCH_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$BENCH_PID" 2>/dev/null || true
+    stop_pids 60000 bench.py "$BENCH_PID"
   fi
   ((STARTED_EMQ)) && { bench/elasticmq.sh stop || true; }
   ((STARTED_LS)) && { scripts/services.sh stop-sqs || true; }
@@ -94,7 +92,7 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ prerequisites
 log "bootstrap"
-scripts/bootstrap.sh --packages "maven default-jre-headless linux-perf"
+scripts/bootstrap.sh --with-tests --packages "maven default-jre-headless linux-perf"
 log "build"
 scripts/build.sh >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log"; die "build failed"; }
 # Private copies: a rebuild by someone else during the run does not change what we measure.
@@ -124,14 +122,14 @@ if ((need_ls)); then
     log "LocalStack is running already: using it, leaving it running"
   fi
 fi
-# shellcheck disable=SC1091
+# shellcheck source=/dev/null
 DATABASE_URL="$(. "$ROOT/.local/env" && printf '%s' "$DATABASE_URL")"
 
 run_one() { # server
   local s="$1" endpoint pid
   case "$s" in
     localstack)
-      # shellcheck disable=SC1091
+      # shellcheck source=/dev/null
       endpoint="$(. "$ROOT/.local/env" && printf '%s' "$AWS_ENDPOINT_URL_SQS")"
       pid="$(head -n 1 .local/localstack.pid 2>/dev/null || true)"
       ;;

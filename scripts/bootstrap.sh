@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs what this repository needs to build, run and test locally:
+# Installs what this repository needs locally, in two sets: what running needs
+# (scripts/up.sh: build the programs, PostgreSQL, LocalStack) and, with
+# --with-tests, what testing and benchmarking add (the test command):
 #   1. missing Debian/Ubuntu packages (apt-get; `apt-get update` only when
 #      something actually has to be installed),
 #   2. a git-ignored Python virtual environment at .venv/ holding
-#      scripts/requirements.txt (LocalStack for SQS, pytest, requests, psycopg,
-#      boto3), reinstalled only when that file or the interpreter changes.
+#      scripts/requirements.txt (LocalStack for SQS and EventBridge) and, with
+#      --with-tests, scripts/requirements-test.txt (pytest, psycopg,
+#      Schemathesis), reinstalled only when those files or the interpreter change.
 #
 # Idempotent, and fast (well under 2 s) when everything is already in place.
 # Runs as root, or through sudo when it has to install packages as another user.
 #
 # Usage: scripts/bootstrap.sh [options]
+#   --with-tests         also install the test and benchmark tools (clang,
+#                        clang-format, valgrind, shellcheck, wrk) and
+#                        scripts/requirements-test.txt
 #   --with-containers    also install podman buildah debootstrap
 #   --with-lint          also install shellcheck
 #   --packages "A B"     also install these Debian packages
@@ -25,29 +31,38 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/scripts/requirements.txt"
+REQUIREMENTS_TEST="$ROOT/scripts/requirements-test.txt"
 STAMP="$VENV/.requirements.stamp"
+LIB_TAG=bootstrap
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$ROOT/scripts/lib.sh"
 
-# Core packages. "a|b" means: a, or b where a does not exist (other releases).
-CORE_PACKAGES=(
+# What running needs. "a|b" means: a, or b where a does not exist (other releases).
+# libcmocka-dev: scripts/build.sh builds the unit tests along with the programs.
+# openssl: scripts/token.sh signs the local tokens with it.
+RUNTIME_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcurl4-openssl-dev libssl-dev libjansson-dev libpq-dev libcmocka-dev libmicrohttpd-dev
   postgresql
-  clang "libclang-rt-14-dev|libclang-rt-dev" clang-format valgrind
-  wrk curl jq ca-certificates git
+  curl jq ca-certificates git openssl
   python3 python3-venv
   util-linux procps
+)
+# What the test command and the benchmark add.
+TEST_PACKAGES=(
+  clang "libclang-rt-14-dev|libclang-rt-dev" clang-format valgrind
+  shellcheck wrk
 )
 CONTAINER_PACKAGES=(podman buildah debootstrap)
 LINT_PACKAGES=(shellcheck)
 
-log() { printf 'bootstrap: %s\n' "$*" >&2; }
-die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
-
-do_apt=1 do_venv=1 check_only=0
-packages=("${CORE_PACKAGES[@]}")
+do_apt=1 do_venv=1 check_only=0 with_tests=0
+packages=("${RUNTIME_PACKAGES[@]}")
 while (($#)); do
   case "$1" in
+    --with-tests)
+      with_tests=1
+      packages+=("${TEST_PACKAGES[@]}") ;;
     --with-containers) packages+=("${CONTAINER_PACKAGES[@]}") ;;
     --with-lint) packages+=("${LINT_PACKAGES[@]}") ;;
     --packages)
@@ -163,20 +178,37 @@ pick_python() {
   return 1
 }
 
+# The stamp holds one line per installed set ("runtime <hash>", "tests <hash>");
+# a set's hash covers its files (tests include the runtime file) and the
+# interpreter, so a run of either kind reinstalls only what changed.
+set_hash() { # files... -> hash of their content and of the interpreter
+  cat "$@" <(printf '\npython=%s %s\n' "$py" "$py_version") | sha256sum | cut -d' ' -f1
+}
+
 venv_step() {
-  [[ -f "$REQUIREMENTS" ]] || die "missing $REQUIREMENTS"
-  local py py_version want have=""
+  local f
+  local -a files=("$REQUIREMENTS")
+  if ((with_tests)); then files+=("$REQUIREMENTS_TEST"); fi
+  for f in "${files[@]}"; do
+    [[ -f "$f" ]] || die "missing $f"
+  done
+  local py py_version want_runtime want_tests="" have_runtime="" have_tests=""
   py="$(pick_python)" || die "no usable Python >= 3.10 with the venv module (Debian: apt-get install python3-venv)"
   py_version="$("$py" -c 'import sys; print(sys.version.split()[0])')"
-  want="$(cat "$REQUIREMENTS" <(printf '\npython=%s %s\n' "$py" "$py_version") | sha256sum | cut -d' ' -f1)"
-  [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
+  want_runtime="$(set_hash "$REQUIREMENTS")"
+  if ((with_tests)); then want_tests="$(set_hash "${files[@]}")"; fi
+  if [[ -f "$STAMP" ]]; then
+    have_runtime="$(awk '$1 == "runtime" {print $2}' "$STAMP")"
+    have_tests="$(awk '$1 == "tests" {print $2}' "$STAMP")"
+  fi
 
   local venv_ok=0
   if [[ -x "$VENV/bin/python" ]] &&
     [[ "$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" == "$py_version" ]]; then
     venv_ok=1
   fi
-  if ((venv_ok)) && [[ "$want" == "$have" ]]; then
+  if ((venv_ok)) && [[ "$want_runtime" == "$have_runtime" ]] &&
+    { ((!with_tests)) || [[ "$want_tests" == "$have_tests" ]]; }; then
     return 0
   fi
   if ((check_only)); then
@@ -191,16 +223,22 @@ venv_step() {
     "$py" -m venv "$VENV" || die "python -m venv failed (Debian: apt-get install python3-venv)"
   fi
   rm -f "$STAMP"
-  log "installing $REQUIREMENTS into $VENV"
+  local req="$REQUIREMENTS"
+  if ((with_tests)); then req="$REQUIREMENTS_TEST"; fi # it includes requirements.txt
+  log "installing $req into $VENV"
   local start=$SECONDS
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-    "$VENV/bin/python" -m pip install -q -r "$REQUIREMENTS" ||
-    die "pip install -r $REQUIREMENTS failed"
-  # Fail here, not later in services.sh, if LocalStack's SQS provider cannot load.
+    "$VENV/bin/python" -m pip install -q -r "$req" ||
+    die "pip install -r $req failed"
+  # Fail here, not later in services.sh, if LocalStack's SQS or EventBridge
+  # provider cannot load (EventBridge imports moto).
+  local imports='import localstack.services.sqs.provider, localstack.services.events.provider, boto3, requests'
+  if ((with_tests)); then imports+=', psycopg, pytest, schemathesis'; fi
   OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT/.local/localstack" \
-    "$VENV/bin/python" -W ignore -c 'import localstack.services.sqs.provider, boto3, psycopg, pytest, requests' ||
+    "$VENV/bin/python" -W ignore -c "$imports" ||
     die "the virtual environment does not import cleanly"
-  printf '%s\n' "$want" >"$STAMP"
+  printf 'runtime %s\n' "$want_runtime" >"$STAMP"
+  if ((with_tests)); then printf 'tests %s\n' "$want_tests" >>"$STAMP"; fi
   log "virtual environment ready ($((SECONDS - start)) s)"
 }
 

@@ -4,49 +4,52 @@
 #     /usr/lib/postgresql/<version>/bin), listening on 127.0.0.1:$PGPORT_LOCAL
 #     (default 55432), database "orders" owned by role "orders", trust auth on
 #     loopback only.
-#   - LocalStack (SQS only) from .venv, listening on 127.0.0.1:$SQS_PORT_LOCAL
-#     (default 4566), with queues $SQS_DLQ_NAME (default orders-dlq) and
-#     $SQS_QUEUE_NAME (default orders; VisibilityTimeout $SQS_VISIBILITY_TIMEOUT,
-#     default 30; RedrivePolicy to the DLQ with maxReceiveCount
-#     $SQS_MAX_RECEIVE_COUNT, default 5). Queue URLs are path-style:
+#   - LocalStack (SQS and EventBridge) from .venv, listening on
+#     127.0.0.1:$SQS_PORT_LOCAL (default 4566), with queues $SQS_DLQ_NAME (default
+#     orders-dlq) and $SQS_QUEUE_NAME (default orders; VisibilityTimeout
+#     $SQS_VISIBILITY_TIMEOUT, default 30; RedrivePolicy to the DLQ with
+#     maxReceiveCount $SQS_MAX_RECEIVE_COUNT, default 5), and the event bus
+#     "orders" whose rule "order-events" (source order-service) delivers every
+#     order event to the queue "order-events" (watch it: scripts/events.sh).
+#     Queue URLs are path-style:
 #     http://127.0.0.1:4566/queue/us-east-1/000000000000/orders
 # Everything lives under .local/ (git-ignored) and binds to 127.0.0.1 only.
 # Nothing reaches the internet (no telemetry, DNS server or certificate download).
+# The settings `start` used are recorded (.local/services.state): while a service
+# it started runs, later commands (status, stop, restart-*) use them unless the
+# environment says otherwise.
 #
 # Usage: scripts/services.sh COMMAND
-#   start        start PostgreSQL and LocalStack, create the database and the queues,
-#                write .local/env (idempotent: running services are left alone)
-#   stop         stop both (data in .local/pg is kept; SQS is in-memory)
+#   start        start PostgreSQL and LocalStack, create the database, the queues and
+#                the event bus, write .local/env (idempotent: running services are
+#                left alone)
+#   stop         stop both (data in .local/pg is kept; SQS and events are in-memory)
 #   restart      stop, then start
-#   status       show state; exit 0 if both are up, 3 otherwise
+#   status       show what runs, on which ports; exit 0 if both are up, 3 otherwise
 #   start-pg | stop-pg | restart-pg      PostgreSQL only (outage tests)
 #   start-sqs | stop-sqs | restart-sqs   LocalStack only; start-sqs re-creates the
-#                queues (same URLs); messages do not survive stop-sqs
+#                queues and the event bus (same URLs); messages do not survive stop-sqs
 #   env          print the sourceable environment file (.local/env)
 #   logs         show the last lines of both logs
 #   reset        stop both and delete their state (cluster, logs, env)
-# Files: .local/env, .local/pg/, .local/pg.log, .local/localstack.log,
-#        .local/localstack.pid, .local/localstack/
+# Files: .local/env, .local/services.state, .local/pg/, .local/pg.log,
+#        .local/localstack.log, .local/localstack.pid, .local/localstack/
 # Prerequisite: scripts/bootstrap.sh (Debian packages and .venv).
 # Environment: PGPORT_LOCAL, SQS_PORT_LOCAL, SQS_QUEUE_NAME, SQS_DLQ_NAME,
 #   SQS_MAX_RECEIVE_COUNT, SQS_VISIBILITY_TIMEOUT, PG_BINDIR, PG_START_TIMEOUT (60),
-#   SQS_START_TIMEOUT (90), LOCALSTACK_LOG_LEVEL (info; warn for load tests),
-#   LOCALSTACK_DEBUG (0).
+#   PG_STOP_TIMEOUT (5), SQS_START_TIMEOUT (90), SQS_STOP_TIMEOUT (3),
+#   LOCALSTACK_LOG_LEVEL (info; warn for load tests), LOCALSTACK_DEBUG (0),
+#   ORDER_LOCAL_DIR (.local: where all of the above lives), ORDER_VENV (.venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-LOCAL="$ROOT/.local"
-VENV="$ROOT/.venv"
-
-PGPORT_LOCAL="${PGPORT_LOCAL:-55432}"
-SQS_PORT_LOCAL="${SQS_PORT_LOCAL:-4566}"
-SQS_QUEUE_NAME="${SQS_QUEUE_NAME:-orders}"
-SQS_DLQ_NAME="${SQS_DLQ_NAME:-orders-dlq}"
-SQS_MAX_RECEIVE_COUNT="${SQS_MAX_RECEIVE_COUNT:-5}"
-SQS_VISIBILITY_TIMEOUT="${SQS_VISIBILITY_TIMEOUT:-30}"
-PG_START_TIMEOUT="${PG_START_TIMEOUT:-60}"
-SQS_START_TIMEOUT="${SQS_START_TIMEOUT:-90}"
-SQS_STOP_TIMEOUT="${SQS_STOP_TIMEOUT:-15}"
+LIB_TAG=services
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$ROOT/scripts/lib.sh"
+LOCAL="${ORDER_LOCAL_DIR:-$ROOT/.local}"
+VENV="${ORDER_VENV:-$ROOT/.venv}"
+[[ "$LOCAL" == /* ]] || die "ORDER_LOCAL_DIR must be an absolute path, got '$LOCAL'"
+[[ "$VENV" == /* ]] || die "ORDER_VENV must be an absolute path, got '$VENV'"
 
 BIND_HOST=127.0.0.1
 AWS_REGION_LOCAL=us-east-1
@@ -56,41 +59,80 @@ DB_NAME=orders
 DB_ROLE=orders
 DB_SUPERUSER=postgres
 
+# The local EventBridge set-up (names shared with the programs and the tests).
+EVENT_BUS=orders
+EVENT_SOURCE_LOCAL=order-service
+EVENTS_RULE=order-events
+EVENTS_QUEUE=order-events
+
 PGDATA_DIR="$LOCAL/pg"
 PG_LOG="$LOCAL/pg.log"
 LS_DIR="$LOCAL/localstack"
 LS_LOG="$LOCAL/localstack.log"
 LS_PID_FILE="$LOCAL/localstack.pid"
 ENV_FILE="$LOCAL/env"
+STATE_FILE="$LOCAL/services.state"
+RECORDED=(PGPORT_LOCAL SQS_PORT_LOCAL SQS_QUEUE_NAME SQS_DLQ_NAME SQS_MAX_RECEIVE_COUNT
+  SQS_VISIBILITY_TIMEOUT)
+
+pg_postmaster_pid() { # the running postmaster of our cluster, from its own pid file
+  local pid
+  pid="$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)"
+  pid_alive "$pid" || return 1
+  printf '%s\n' "$pid"
+}
+ls_pid() { pid_from_file "$LS_PID_FILE" localstack; }
+
+# Settings the environment does not give come from the state `start` recorded,
+# while a service it started still runs; then from the defaults.
+load_recorded_state() {
+  [[ -f "$STATE_FILE" ]] || return 0
+  pg_postmaster_pid >/dev/null || ls_pid >/dev/null || return 0
+  local k v r
+  while IFS='=' read -r k v; do
+    for r in "${RECORDED[@]}"; do
+      if [[ "$k" == "$r" && -z "${!k:-}" ]]; then printf -v "$k" '%s' "$v"; fi
+    done
+  done <"$STATE_FILE"
+}
+load_recorded_state
+
+PGPORT_LOCAL="${PGPORT_LOCAL:-55432}"
+SQS_PORT_LOCAL="${SQS_PORT_LOCAL:-4566}"
+SQS_QUEUE_NAME="${SQS_QUEUE_NAME:-orders}"
+SQS_DLQ_NAME="${SQS_DLQ_NAME:-orders-dlq}"
+SQS_MAX_RECEIVE_COUNT="${SQS_MAX_RECEIVE_COUNT:-5}"
+SQS_VISIBILITY_TIMEOUT="${SQS_VISIBILITY_TIMEOUT:-30}"
+PG_START_TIMEOUT="${PG_START_TIMEOUT:-60}"
+PG_STOP_TIMEOUT="${PG_STOP_TIMEOUT:-5}"
+SQS_START_TIMEOUT="${SQS_START_TIMEOUT:-90}"
+SQS_STOP_TIMEOUT="${SQS_STOP_TIMEOUT:-3}"
 SQS_ENDPOINT="http://$BIND_HOST:$SQS_PORT_LOCAL"
+
+record_state() {
+  local k
+  mkdir -p "$LOCAL"
+  {
+    printf '# Written by scripts/services.sh start: the settings of the running services.\n'
+    for k in "${RECORDED[@]}"; do printf '%s=%s\n' "$k" "${!k}"; done
+  } >"$STATE_FILE.tmp"
+  mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+}
 
 # Settings from the caller's environment that would redirect our own psql calls.
 unset PGSERVICE PGOPTIONS PGSSLMODE PGHOSTADDR PGDATABASE PGUSER PGHOST PGPORT PGPASSWORD
 
-log() { printf 'services: %s\n' "$*" >&2; }
-die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
-
-for v in PGPORT_LOCAL SQS_PORT_LOCAL SQS_MAX_RECEIVE_COUNT SQS_VISIBILITY_TIMEOUT \
-  PG_START_TIMEOUT SQS_START_TIMEOUT SQS_STOP_TIMEOUT; do
+for v in PGPORT_LOCAL SQS_PORT_LOCAL; do
+  valid_port "${!v}" || die "$v must be a port number, got '${!v}'"
+done
+for v in SQS_MAX_RECEIVE_COUNT SQS_VISIBILITY_TIMEOUT PG_START_TIMEOUT PG_STOP_TIMEOUT \
+  SQS_START_TIMEOUT SQS_STOP_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 for v in SQS_QUEUE_NAME SQS_DLQ_NAME; do
   [[ "${!v}" =~ ^[A-Za-z0-9_-]{1,80}$ ]] || die "$v is not a valid SQS queue name: '${!v}'"
 done
 
-tail_log() { # file [lines]
-  local f="$1" n="${2:-40}"
-  if [[ -s "$f" ]]; then
-    printf -- '----- last %s lines of %s -----\n' "$n" "$f" >&2
-    tail -n "$n" "$f" >&2
-    printf -- '-----\n' >&2
-  else
-    printf -- '(%s is empty or missing)\n' "$f" >&2
-  fi
-}
-
-need_cmd() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found; run scripts/bootstrap.sh"; }
 
 # ============================================================== PostgreSQL
 pg_bindir() {
@@ -124,7 +166,7 @@ init_pgbin() {
 pg_socket_dir() {
   local d="$LOCAL/pgsock"
   if ((${#d} + 20 > 100)); then
-    d="/tmp/orderpg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    d="/tmp/orderpg-$(printf '%s' "$LOCAL" | sha256sum | cut -c1-12)"
   fi
   printf '%s\n' "$d"
 }
@@ -270,30 +312,34 @@ pg_stop() {
     log "PostgreSQL is not running"
     return 0
   fi
-  log "stopping PostgreSQL"
-  if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null; then
+  local pid port
+  pid="$(pg_postmaster_pid || true)"
+  port="$(sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)"
+  log "stopping PostgreSQL${pid:+ (pid $pid)}"
+  # Fast mode (disconnect clients, then a shutdown checkpoint) takes well under a
+  # second; immediate mode (crash recovery at the next start) only if that hangs.
+  if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t "$PG_STOP_TIMEOUT" stop >/dev/null 2>&1; then
+    log "PostgreSQL did not stop within ${PG_STOP_TIMEOUT}s; stopping it in immediate mode"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 5 stop >/dev/null 2>&1 ||
+      { [[ -n "$pid" ]] && stop_pids 1000 PostgreSQL "$pid"; }
+  fi
+  if [[ -n "$pid" ]] && ! wait_gone 3000 "$pid"; then
     tail_log "$PG_LOG"
-    die "PostgreSQL did not stop"
+    die "PostgreSQL (pid $pid) did not stop"
+  fi
+  if valid_port "$port" && ! wait_port_free "$BIND_HOST" "$port" 3000; then
+    die "port $port still in use after stopping PostgreSQL"
   fi
 }
 
-# ============================================================== LocalStack (SQS)
-ls_pid() { # prints the pid of our LocalStack if it is running
-  local pid
-  [[ -f "$LS_PID_FILE" ]] || return 1
-  pid="$(head -n 1 "$LS_PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'localstack' || return 1
-  printf '%s\n' "$pid"
-}
+# ============================================================== LocalStack
+ls_port_in_use() { port_in_use "$BIND_HOST" "$1"; }
 
-port_in_use() { (exec 3<>"/dev/tcp/$BIND_HOST/$1") 2>/dev/null; }
-
-ls_health_sqs() { # prints LocalStack's SQS state (available/running/...) or nothing
+ls_health() { # prints "sqs-state events-state" (available/running/...), "-" when unknown
   curl -s --max-time 2 "$SQS_ENDPOINT/_localstack/health" 2>/dev/null |
-    jq -r '.services.sqs // empty' 2>/dev/null || true
+    jq -r '"\(.services.sqs // "-") \(.services.events // "-")"' 2>/dev/null || true
 }
+ls_service_up() { [[ "$1" == running || "$1" == available ]]; }
 
 # Runs LocalStack's runtime (normally the entrypoint of its Docker image) on the host.
 write_ls_launcher() {
@@ -338,9 +384,9 @@ EOF
 
 ls_launch() { # starts LocalStack in the background unless it is running already
   [[ -x "$VENV/bin/python" ]] || die "$VENV is missing; run scripts/bootstrap.sh first"
-  need_cmd curl
-  need_cmd jq
-  need_cmd setsid
+  need_cmd curl "run scripts/bootstrap.sh"
+  need_cmd jq "run scripts/bootstrap.sh"
+  need_cmd setsid "run scripts/bootstrap.sh"
   local pid port
   if pid="$(ls_pid)"; then
     port="$(sed -n 2p "$LS_PID_FILE")"
@@ -349,14 +395,14 @@ ls_launch() { # starts LocalStack in the background unless it is running already
     return 0
   fi
   rm -f "$LS_PID_FILE"
-  if port_in_use "$SQS_PORT_LOCAL"; then
+  if ls_port_in_use "$SQS_PORT_LOCAL"; then
     die "port $BIND_HOST:$SQS_PORT_LOCAL is already in use by another process (not ours: no live $LS_PID_FILE); stop it or set SQS_PORT_LOCAL"
   fi
   mkdir -p "$LS_DIR/home" "$LS_DIR/fs"
   write_ls_launcher
   # Keep one previous log; this one starts fresh.
   if [[ -f "$LS_LOG" ]]; then mv -f "$LS_LOG" "$LS_LOG.1"; fi
-  log "starting LocalStack (SQS) on $SQS_ENDPOINT (log: $LS_LOG)"
+  log "starting LocalStack (SQS, EventBridge) on $SQS_ENDPOINT (log: $LS_LOG)"
   (
     close_lock_fd
     cd "$LS_DIR"
@@ -369,7 +415,7 @@ ls_launch() { # starts LocalStack in the background unless it is running already
       GATEWAY_LISTEN="$BIND_HOST:$SQS_PORT_LOCAL" \
       LOCALSTACK_HOST="$BIND_HOST:$SQS_PORT_LOCAL" \
       LOCALSTACK_BIND_HOST="$BIND_HOST" \
-      SERVICES=sqs \
+      SERVICES=sqs,events \
       STRICT_SERVICE_LOADING=1 \
       EAGER_SERVICE_LOADING=1 \
       SQS_ENDPOINT_STRATEGY=path \
@@ -395,38 +441,34 @@ ls_wait_ready() {
   [[ "$pid" =~ ^[0-9]+$ ]] || die "no LocalStack pid in $LS_PID_FILE"
   while :; do
     # (not ls_pid: right after launch the process may not have exec'd python yet)
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! pid_alive "$pid"; then
       tail_log "$LS_LOG"
       rm -f "$LS_PID_FILE"
       die "LocalStack exited during startup"
     fi
-    state="$(ls_health_sqs)"
-    if [[ "$state" == running || "$state" == available ]] && sqs_call ListQueues '{}' >/dev/null 2>&1; then
+    state="$(ls_health)"
+    if ls_service_up "${state% *}" && ls_service_up "${state#* }" &&
+      sqs_call ListQueues '{}' >/dev/null 2>&1; then
       return 0
+    fi
+    if [[ " $state " == *" error "* ]]; then
+      tail_log "$LS_LOG"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      rm -f "$LS_PID_FILE"
+      die "LocalStack could not load a service (health of sqs, events: '$state'; EventBridge needs moto-ext: run scripts/bootstrap.sh); killed it"
     fi
     if ((SECONDS >= deadline)); then
       tail_log "$LS_LOG"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
       rm -f "$LS_PID_FILE"
-      die "LocalStack SQS not ready after ${SQS_START_TIMEOUT}s (health: '${state:-no answer}'); killed it"
+      die "LocalStack not ready after ${SQS_START_TIMEOUT}s (health of sqs, events: '${state:-no answer}'); killed it"
     fi
     sleep 0.2
   done
 }
 
-# One SQS call with the JSON protocol; LocalStack does not check the signature.
-sqs_call() { # Action JSON-body -> prints the response body; fails on non-2xx
-  local out code
-  out="$(curl -sS --max-time 15 -X POST "$SQS_ENDPOINT/" \
-    -H "X-Amz-Target: AmazonSQS.$1" \
-    -H 'Content-Type: application/x-amz-json-1.0' \
-    -H "X-Amz-Date: $(date -u +%Y%m%dT%H%M%SZ)" \
-    -H "Authorization: AWS4-HMAC-SHA256 Credential=test/$(date -u +%Y%m%d)/$AWS_REGION_LOCAL/sqs/aws4_request, SignedHeaders=host;x-amz-date, Signature=0" \
-    --data-binary "$2" -w $'\n%{http_code}')" || return 1
-  code="${out##*$'\n'}"
-  printf '%s\n' "${out%$'\n'*}"
-  [[ "$code" == 2* ]]
-}
+sqs_call() { sqs_json_call "$SQS_ENDPOINT" "$AWS_REGION_LOCAL" "$@"; }       # Action body
+events_call() { events_json_call "$SQS_ENDPOINT" "$AWS_REGION_LOCAL" "$@"; } # Action body
 
 queue_url() { printf 'http://%s:%s/queue/%s/%s/%s\n' "$BIND_HOST" "$SQS_PORT_LOCAL" "$AWS_REGION_LOCAL" "$AWS_ACCOUNT_LOCAL" "$1"; }
 queue_arn() { printf 'arn:aws:sqs:%s:%s:%s\n' "$AWS_REGION_LOCAL" "$AWS_ACCOUNT_LOCAL" "$1"; }
@@ -457,11 +499,44 @@ ensure_queues() {
   resp="$(sqs_call SetQueueAttributes "$attrs")" || die "SetQueueAttributes $SQS_QUEUE_NAME failed: $resp"
 }
 
+# The bus, its rule for the programs' events and the queue the rule delivers
+# to, so that a user (scripts/events.sh) or a test can watch the events arrive.
+# Every step converges: re-running it changes nothing.
+ensure_events() {
+  local resp q_url q_arn rule_arn pattern policy
+  q_url="$(create_queue "$EVENTS_QUEUE")"
+  q_arn="$(queue_arn "$EVENTS_QUEUE")"
+  if ! events_call DescribeEventBus "$(jq -nc --arg n "$EVENT_BUS" '{Name: $n}')" >/dev/null 2>&1; then
+    resp="$(events_call CreateEventBus "$(jq -nc --arg n "$EVENT_BUS" '{Name: $n}')")" ||
+      die "CreateEventBus $EVENT_BUS failed: ${resp:0:300} (LocalStack's EventBridge needs moto-ext: run scripts/bootstrap.sh)"
+  fi
+  pattern="$(jq -nc --arg s "$EVENT_SOURCE_LOCAL" '{source: [$s]}')"
+  resp="$(events_call PutRule "$(jq -nc --arg n "$EVENTS_RULE" --arg b "$EVENT_BUS" --arg p "$pattern" \
+    '{Name: $n, EventBusName: $b, EventPattern: $p, State: "ENABLED",
+      Description: "every order event, to the order-events queue"}')")" ||
+    die "PutRule $EVENTS_RULE failed: ${resp:0:300}"
+  rule_arn="$(jq -r '.RuleArn // empty' <<<"$resp")"
+  [[ -n "$rule_arn" ]] || die "PutRule $EVENTS_RULE: no RuleArn in ${resp:0:300}"
+  # As on AWS: the queue accepts messages from EventBridge for this rule only.
+  policy="$(jq -nc --arg q "$q_arn" --arg r "$rule_arn" '{Version: "2012-10-17", Statement: [{
+      Sid: "events-to-queue", Effect: "Allow", Principal: {Service: "events.amazonaws.com"},
+      Action: "sqs:SendMessage", Resource: $q, Condition: {ArnEquals: {"aws:SourceArn": $r}}}]}')"
+  resp="$(sqs_call SetQueueAttributes "$(jq -nc --arg u "$q_url" --arg p "$policy" \
+    '{QueueUrl: $u, Attributes: {Policy: $p}}')")" ||
+    die "SetQueueAttributes $EVENTS_QUEUE (policy) failed: ${resp:0:300}"
+  resp="$(events_call PutTargets "$(jq -nc --arg r "$EVENTS_RULE" --arg b "$EVENT_BUS" --arg a "$q_arn" \
+    '{Rule: $r, EventBusName: $b, Targets: [{Id: "order-events-queue", Arn: $a}]}')")" ||
+    die "PutTargets $EVENTS_RULE failed: ${resp:0:300}"
+  [[ "$(jq -r '.FailedEntryCount // 0' <<<"$resp")" == 0 ]] ||
+    die "PutTargets $EVENTS_RULE: a target was refused: ${resp:0:300}"
+}
+
 ls_start() {
   mkdir -p "$LOCAL"
   ls_launch
   ls_wait_ready
   ensure_queues
+  ensure_events
 }
 
 ls_stop() {
@@ -472,26 +547,13 @@ ls_stop() {
     return 0
   fi
   port="$(sed -n 2p "$LS_PID_FILE" 2>/dev/null || true)"
-  port="${port:-$SQS_PORT_LOCAL}"
+  valid_port "$port" || port="$SQS_PORT_LOCAL"
   log "stopping LocalStack (pid $pid)"
-  # It runs in its own session/process group (setsid): signal the whole group.
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + SQS_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "LocalStack did not exit within ${SQS_STOP_TIMEOUT}s; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.2
-      break
-    fi
-    sleep 0.1
-  done
+  # Its own session (setsid): stop_pids signals the whole group. Nothing is
+  # persisted (PERSISTENCE=0), so a SIGKILL after a short wait loses nothing.
+  stop_pids "$((SQS_STOP_TIMEOUT * 1000))" LocalStack "$pid"
   rm -f "$LS_PID_FILE"
-  deadline=$((SECONDS + 10))
-  while port_in_use "$port"; do
-    ((SECONDS < deadline)) || die "port $port still in use after stopping LocalStack"
-    sleep 0.1
-  done
+  wait_port_free "$BIND_HOST" "$port" 3000 || die "port $port still in use after stopping LocalStack"
 }
 
 # ============================================================== env file
@@ -514,6 +576,9 @@ env_file_content() {
   q SQS_DLQ_ARN "$(queue_arn "$SQS_DLQ_NAME")"
   q SQS_MAX_RECEIVE_COUNT "$SQS_MAX_RECEIVE_COUNT"
   q SQS_VISIBILITY_TIMEOUT "$SQS_VISIBILITY_TIMEOUT"
+  q AWS_ENDPOINT_URL_EVENTS "$SQS_ENDPOINT"
+  q EVENT_BUS_NAME "$EVENT_BUS"
+  q EVENTS_QUEUE_URL "$(queue_url "$EVENTS_QUEUE")"
 }
 
 write_env() {
@@ -523,17 +588,22 @@ write_env() {
 }
 
 # ============================================================== commands
+# What runs, on the ports the running processes recorded (PostgreSQL's own
+# postmaster.pid, our localstack.pid), whatever today's defaults are.
 status() {
-  local rc=0 pid state n
+  local rc=0 pid state n port bus
   init_pgbin
   if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
     echo "postgresql: not initialised ($PGDATA_DIR)"
     rc=3
   elif pg_is_running; then
-    if "$PGBIN/pg_isready" -q -h "$BIND_HOST" -p "$PGPORT_LOCAL" -t 2; then
-      echo "postgresql: running, accepting connections on $BIND_HOST:$PGPORT_LOCAL (pid $(head -n 1 "$PGDATA_DIR/postmaster.pid"))"
+    pid="$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)"
+    port="$(sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)"
+    valid_port "$port" || port="$PGPORT_LOCAL"
+    if "$PGBIN/pg_isready" -q -h "$BIND_HOST" -p "$port" -t 2; then
+      echo "postgresql: running, accepting connections on $BIND_HOST:$port (pid $pid)"
     else
-      echo "postgresql: running but not accepting connections on $BIND_HOST:$PGPORT_LOCAL"
+      echo "postgresql: running (pid $pid) but not accepting connections on $BIND_HOST:$port"
       rc=3
     fi
   else
@@ -541,12 +611,20 @@ status() {
     rc=3
   fi
   if pid="$(ls_pid)"; then
-    state="$(ls_health_sqs)"
+    port="$(sed -n 2p "$LS_PID_FILE" 2>/dev/null || true)"
+    valid_port "$port" || port="$SQS_PORT_LOCAL"
+    local SQS_ENDPOINT="http://$BIND_HOST:$port" # for ls_health, sqs_call, events_call
+    state="$(ls_health)"
     n="$(sqs_call ListQueues '{}' 2>/dev/null | jq -r '(.QueueUrls // []) | length' 2>/dev/null || true)"
-    echo "localstack: running (pid $pid) on $SQS_ENDPOINT, sqs: ${state:-no answer}, queues: ${n:-?}"
-    [[ "$state" == running || "$state" == available ]] || rc=3
+    bus="missing"
+    if events_call DescribeEventBus "$(jq -nc --arg n "$EVENT_BUS" '{Name: $n}')" >/dev/null 2>&1; then
+      bus="$EVENT_BUS"
+    fi
+    state="${state:-no-answer no-answer}"
+    echo "localstack: running (pid $pid) on $SQS_ENDPOINT, sqs: ${state% *}, events: ${state#* }, queues: ${n:-?}, event bus: $bus"
+    if ! ls_service_up "${state% *}" || ! ls_service_up "${state#* }"; then rc=3; fi
   else
-    if port_in_use "$SQS_PORT_LOCAL"; then
+    if ls_port_in_use "$SQS_PORT_LOCAL"; then
       echo "localstack: stopped (but something else listens on $BIND_HOST:$SQS_PORT_LOCAL)"
     else
       echo "localstack: stopped"
@@ -566,7 +644,7 @@ reset_state() {
   if [[ -f "$PGDATA_DIR/PG_VERSION" ]]; then pg_stop; fi
   log "deleting service state under $LOCAL"
   rm -rf "$PGDATA_DIR" "$LS_DIR" "$(pg_socket_dir)"
-  rm -f "$PG_LOG" "$LOCAL/initdb.log" "$LS_LOG" "$LS_LOG.1" "$LS_PID_FILE" "$ENV_FILE"
+  rm -f "$PG_LOG" "$LOCAL/initdb.log" "$LS_LOG" "$LS_LOG.1" "$LS_PID_FILE" "$ENV_FILE" "$STATE_FILE"
 }
 
 # Serialises state-changing commands (e.g. "up" and "test" started together).
@@ -584,16 +662,29 @@ close_lock_fd() {
 
 cmd_start() {
   local t0=$SECONDS
+  record_state
   ls_launch # boots in the background while PostgreSQL starts
   pg_start
   ls_wait_ready
   ensure_queues
+  ensure_events
   write_env
-  log "ready in $((SECONDS - t0)) s: postgresql $BIND_HOST:$PGPORT_LOCAL, sqs $SQS_ENDPOINT; env: $ENV_FILE"
+  log "ready in $((SECONDS - t0)) s: postgresql $BIND_HOST:$PGPORT_LOCAL, sqs and events $SQS_ENDPOINT; env: $ENV_FILE"
 }
-cmd_stop() { ls_stop; pg_stop; }
-cmd_start_pg() { pg_start; write_env; }
-cmd_start_sqs() { ls_start; write_env; }
+# Both at once (each is bounded): an idle stop takes about a second.
+cmd_stop() {
+  local ls_job pg_job rc=0
+  (ls_stop) &
+  ls_job=$!
+  (pg_stop) &
+  pg_job=$!
+  wait "$ls_job" || rc=1
+  wait "$pg_job" || rc=1
+  ((rc == 0)) || die "stop failed (see the messages above)"
+  rm -f "$STATE_FILE"
+}
+cmd_start_pg() { record_state; pg_start; write_env; }
+cmd_start_sqs() { record_state; ls_start; write_env; }
 cmd_restart() { cmd_stop; cmd_start; }
 cmd_restart_pg() { pg_stop; cmd_start_pg; }
 cmd_restart_sqs() { ls_stop; cmd_start_sqs; }
