@@ -30,13 +30,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth_fetch.h"
 #include "jwks.h"
 #include "jwt.h"
 #include "log.h"
 #include "util.h"
 
 #define AUTH_MAX_AUDIENCES 16
-#define AUTH_MAX_FETCH_BYTES (256 * 1024)
 #define AUTH_CACHE_SHARDS 16
 #define AUTH_CACHE_WAYS 4
 #define AUTH_MAX_WARNINGS 8
@@ -129,60 +129,6 @@ void auth_config_defaults(struct auth_config *c)
     c->jwks_min_refresh_s = 30;
     c->jwks_timeout_ms = 5000;
     c->cache_max = 10000;
-}
-
-static bool loopback_host(const char *host)
-{
-    char bare[256];
-    unsigned char a6[16];
-    struct in_addr a4;
-    size_t n = strlen(host);
-    static const unsigned char loop6[16] = {[15] = 1};
-
-    if (n >= sizeof(bare))
-        return false;
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        memcpy(bare, host + 1, n - 2);
-        bare[n - 2] = '\0';
-    } else {
-        memcpy(bare, host, n + 1);
-    }
-    if (!strcasecmp(bare, "localhost"))
-        return true;
-    if (inet_pton(AF_INET, bare, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, bare, a6) == 1 && !memcmp(a6, loop6, sizeof(a6));
-}
-
-/* Keys must come over verified TLS; plain http only where nothing leaves the host. */
-static int check_key_url(const char *name, const char *url, char *err, size_t errlen)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
-    int rc = -1;
-
-    if (!u) {
-        set_err(err, errlen, "%s: out of memory", name);
-        return -1;
-    }
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        set_err(err, errlen, "%s: not a valid URL", name);
-    } else if (!strcasecmp(scheme, "https")) {
-        rc = 0;
-    } else if (!strcasecmp(scheme, "http")) {
-        if (loopback_host(host))
-            rc = 0;
-        else
-            set_err(err, errlen, "%s: http:// is allowed only for loopback hosts", name);
-    } else {
-        set_err(err, errlen, "%s: must be an https:// URL", name);
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
-    return rc;
 }
 
 static bool printable_nospace(const char *s)
@@ -301,11 +247,11 @@ static int validate(struct auth *a, const struct auth_config *c, char *err, size
         return -1;
     }
     if (c->jwks_url && *c->jwks_url) {
-        if (check_key_url("AUTH_JWKS_URL", c->jwks_url, err, errlen) < 0)
+        if (auth_check_key_url("AUTH_JWKS_URL", c->jwks_url, err, errlen) < 0)
             return -1;
     } else if (!c->jwks_file || !*c->jwks_file) {
         /* Discovery: the issuer's own URL carries the keys' trust. */
-        if (check_key_url("AUTH_ISSUER", c->issuer, err, errlen) < 0) {
+        if (auth_check_key_url("AUTH_ISSUER", c->issuer, err, errlen) < 0) {
             size_t used = strlen(err);
             set_err(err + used, errlen - used,
                     " (keys are discovered from it; or set AUTH_JWKS_URL or AUTH_JWKS_FILE)");
@@ -440,120 +386,7 @@ bool auth_ready(const struct auth *a)
     return ready;
 }
 
-/* ---- fetching ---- */
-
-static size_t write_body(char *data, size_t size, size_t n, void *userp)
-{
-    struct buf *b = userp;
-    if (buf_append(b, data, size * n) < 0)
-        return 0; /* over AUTH_MAX_FETCH_BYTES: curl aborts with CURLE_WRITE_ERROR */
-    return size * n;
-}
-
-static int abort_on_stop(void *userp, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    struct auth *a = userp;
-    (void)dt, (void)dn, (void)ut, (void)un;
-    return atomic_load(&a->stopping) ? 1 : 0;
-}
-
-static int http_get(struct auth *a, const char *url, struct buf *body, char *err, size_t errlen)
-{
-    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-    CURL *curl = curl_easy_init();
-    long status = 0;
-    CURLcode cc;
-    int rc = -1;
-
-    if (!curl || !headers) {
-        set_err(err, errlen, "GET %s: out of memory", url);
-        goto done;
-    }
-    buf_reset(body);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "order-api/" ORDER_VERSION);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)a->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* A redirect may only lead to https: never from a verified host to plain http. */
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, a);
-    cc = curl_easy_perform(curl);
-    if (cc == CURLE_WRITE_ERROR) {
-        set_err(err, errlen, "GET %s: response larger than %d KiB", url,
-                AUTH_MAX_FETCH_BYTES / 1024);
-        goto done;
-    }
-    if (cc != CURLE_OK) {
-        set_err(err, errlen, "GET %s: %s", url, curl_easy_strerror(cc));
-        goto done;
-    }
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200) {
-        set_err(err, errlen, "GET %s: HTTP %ld", url, status);
-        goto done;
-    }
-    rc = 0;
-done:
-    curl_slist_free_all(headers);
-    if (curl)
-        curl_easy_cleanup(curl);
-    return rc;
-}
-
-/* OpenID Connect Discovery 1.0 section 4: issuer + "/.well-known/openid-configuration",
- * whose "issuer" must be ours exactly and whose "jwks_uri" names the keys. */
-static char *discover(struct auth *a, char *err, size_t errlen)
-{
-    const char *wk = "/.well-known/openid-configuration";
-    size_t n = strlen(a->issuer);
-    char *url, *uri = NULL;
-    struct buf body;
-    json_error_t jerr;
-    json_t *root = NULL, *iss, *ju;
-
-    while (n > 0 && a->issuer[n - 1] == '/')
-        n--;
-    if (!(url = malloc(n + strlen(wk) + 1))) {
-        set_err(err, errlen, "discovery: out of memory");
-        return NULL;
-    }
-    memcpy(url, a->issuer, n);
-    strcpy(url + n, wk);
-    buf_init(&body, AUTH_MAX_FETCH_BYTES);
-    if (http_get(a, url, &body, err, errlen) < 0)
-        goto done;
-    root = json_loadb(body.data ? body.data : "", body.len, JSON_REJECT_DUPLICATES, &jerr);
-    iss = json_object_get(root, "issuer");
-    ju = json_object_get(root, "jwks_uri");
-    if (!json_is_object(root) || !json_is_string(ju)) {
-        set_err(err, errlen, "%s: not a discovery document with a jwks_uri", url);
-        goto done;
-    }
-    if (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0) {
-        set_err(err, errlen, "%s: its issuer is not AUTH_ISSUER", url);
-        goto done;
-    }
-    if (check_key_url("jwks_uri", json_string_value(ju), err, errlen) < 0)
-        goto done;
-    if (!(uri = strdup(json_string_value(ju))))
-        set_err(err, errlen, "discovery: out of memory");
-done:
-    json_decref(root);
-    buf_free(&body);
-    free(url);
-    return uri;
-}
+/* ---- fetching (the network part is auth_fetch.c) ---- */
 
 struct warnings {
     size_t n, dropped;
@@ -600,10 +433,11 @@ static bool refresh_once(struct auth *a)
         body.cap = len + 1;
     } else {
         if (!a->jwks_url && !a->discovered_uri &&
-            !(a->discovered_uri = discover(a, err, sizeof(err))))
+            !(a->discovered_uri =
+                  auth_discover(a->issuer, a->timeout_ms, &a->stopping, err, sizeof(err))))
             goto done;
         source = a->jwks_url ? a->jwks_url : a->discovered_uri;
-        if (http_get(a, source, &body, err, sizeof(err)) < 0)
+        if (auth_http_get(source, a->timeout_ms, &a->stopping, &body, err, sizeof(err)) < 0)
             goto done;
     }
     set = jwks_parse(body.data ? body.data : "", body.len, collect_warning, &ws, err, sizeof(err));
