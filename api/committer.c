@@ -99,7 +99,7 @@ static char *order_response(const struct create_job *j, const char *created_at)
                            .created_at = created_at,
                            .updated_at = created_at};
     json_t *o = order_json(&v);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *s = o ? util_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     json_decref(items);
     return s;
@@ -108,7 +108,7 @@ static char *order_response(const struct create_job *j, const char *created_at)
 static char *error_body(const char *code, const char *message)
 {
     json_t *e = order_error_json(code, message, NULL, 0);
-    char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = util_json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(e);
     return s;
 }
@@ -136,7 +136,7 @@ static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *o
     for (size_t i = 0; i < n; i++) {
         struct create_job *j = jobs[i];
         json_t *it = order_items_json(&j->req);
-        char *items = json_dumps(it, JSON_COMPACT);
+        char *items = util_json_dumps(it, JSON_COMPACT);
         json_decref(it);
         bodies[i] = order_message_body(j->id);
         db_array_add(&a[0], j->id);

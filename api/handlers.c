@@ -62,7 +62,10 @@ enum MHD_Result handle_create(struct req_ctx *c)
                                    NULL);
         }
         memcpy(j->idempotency_key, key, n + 1);
-        order_request_hash(&j->req);
+        if (order_request_hash(&j->req) != 0) {
+            free(j);
+            return http_send_error(c, 500, "internal", "out of memory", NULL, NULL, NULL);
+        }
     }
     util_uuid_v4(j->id);
     util_strlcpy(j->correlation_id, c->correlation_id, sizeof(j->correlation_id));

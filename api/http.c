@@ -77,7 +77,7 @@ enum MHD_Result http_send_text(struct req_ctx *c, int status, const char *type, 
 enum MHD_Result http_send_json(struct req_ctx *c, int status, json_t *body,
                                const char *const *headers)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *s = body ? util_json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
     if (!s) {
         static const char oom[] =

@@ -31,37 +31,13 @@ int aws_json_append(json_t *a, json_t *v)
     return json_array_append_new(a, v) == 0 ? 0 : -1;
 }
 
-struct dump_sink {
-    struct buf out;
-    bool failed;
-};
-
-static int dump_append(const char *bytes, size_t size, void *data)
-{
-    struct dump_sink *s = data;
-    if (s->failed || buf_append(&s->out, bytes, size) != 0) {
-        s->failed = true;
-        return -1;
-    }
-    return 0;
-}
-
-/* Not json_dumps: jansson 2.14 ignores a failed write of an object's key
- * (akheron/jansson#655), so when memory runs out mid-dump it returns text
- * with a key missing - malformed JSON, found by the allocation-failure walk
- * in tests/unit/test_sqs.c. Every byte goes through dump_append instead,
- * which remembers any failure. */
+/* Takes o over. Not json_dumps: see util_json_dumps (akheron/jansson#655,
+ * found by the allocation-failure walk in tests/unit/test_sqs.c). */
 char *aws_json_dump(json_t *o)
 {
-    struct dump_sink s = {.failed = false};
-    buf_init(&s.out, 0);
-    int rc = o ? json_dump_callback(o, dump_append, &s, JSON_COMPACT | JSON_PRESERVE_ORDER) : -1;
+    char *s = util_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
-    if (rc != 0 || s.failed || !s.out.data) {
-        buf_free(&s.out);
-        return NULL;
-    }
-    return s.out.data;
+    return s;
 }
 
 json_t *aws_json_load(const char *json, size_t len, size_t flags, json_error_t *jerr, bool *oom)

@@ -93,7 +93,7 @@ static json_t *log_line(enum log_level level, const struct log_fields *f, const 
 
 static void log_emit(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = util_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s)
         return;

@@ -128,19 +128,23 @@ static void reject_unknown(json_t *obj, const char *const *known, const char *pr
     }
 }
 
-void order_request_hash(struct order_request *o)
+int order_request_hash(struct order_request *o)
 {
     json_t *root = json_pack("{s:s, s:s, s:o}", "customer_id", o->customer_id, "currency",
                              o->currency, "items", order_items_json(o));
-    char *s = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    char *s = root ? util_json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     unsigned char md[32];
     unsigned int mdlen = 0;
+    int rc = -1;
 
-    EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(o->hash + 2 * i, 3, "%02x", md[i]);
+    if (s && EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32) {
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(o->hash + 2 * i, 3, "%02x", md[i]);
+        rc = 0;
+    }
     free(s);
     json_decref(root);
+    return rc;
 }
 
 int order_parse(const char *body, size_t len, struct order_request *out, struct order_errors *e)
@@ -269,11 +273,16 @@ int order_parse_for(const char *body, size_t len, const char *default_customer,
 json_t *order_items_json(const struct order_request *o)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < o->n_items; i++)
-        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "product_id", o->items[i].product_id,
-                                           "quantity", (json_int_t)o->items[i].quantity,
-                                           "unit_price_cents",
-                                           (json_int_t)o->items[i].unit_price_cents));
+    for (size_t i = 0; a && i < o->n_items; i++) {
+        json_t *it = json_pack("{s:s, s:I, s:I}", "product_id", o->items[i].product_id, "quantity",
+                               (json_int_t)o->items[i].quantity, "unit_price_cents",
+                               (json_int_t)o->items[i].unit_price_cents);
+        /* all or nothing: an order stored without one of its items would be wrong */
+        if (json_array_append_new(a, it) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
     return a;
 }
 
@@ -297,7 +306,7 @@ char *order_message_body(const char *order_id)
 {
     json_t *o =
         json_pack("{s:s, s:i, s:s}", "type", "order.created", "version", 1, "order_id", order_id);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = util_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
 }
@@ -335,9 +344,14 @@ json_t *order_error_json(const char *code, const char *message, const struct fie
                          size_t n_details)
 {
     json_t *d = json_array();
-    for (size_t i = 0; i < n_details; i++)
-        json_array_append_new(
-            d, json_pack("{s:s, s:s}", "field", details[i].field, "message", details[i].message));
+    for (size_t i = 0; d && i < n_details; i++) {
+        if (json_array_append_new(d, json_pack("{s:s, s:s}", "field", details[i].field, "message",
+                                               details[i].message)) != 0) {
+            json_decref(d);
+            d = NULL;
+        }
+    }
+    /* "o" takes d over, also when packing fails or d is NULL */
     return json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message, "details",
                      d);
 }

@@ -63,9 +63,10 @@ int order_parse_for(const char *body, size_t len, const char *default_customer,
  * whitespace), so bodies that differ only in key order or spacing are the
  * same request for Idempotency-Key purposes. Only requests that carry a key
  * need it: it is not free (a JSON dump and a digest). */
-void order_request_hash(struct order_request *o);
+int order_request_hash(struct order_request *o); /* 0, or -1 when out of memory */
 
-/* items as stored in the jsonb column and returned to clients (new reference). */
+/* items as stored in the jsonb column and returned to clients (new reference),
+ * or NULL when out of memory: never an array missing some items. */
 json_t *order_items_json(const struct order_request *o);
 
 /* An order as clients see it, from whichever source holds it (a request just
@@ -99,7 +100,8 @@ char *order_message_body(const char *order_id);
  * fills order_id (UUID_STR_LEN), or -1 with the reason in err. */
 int order_message_parse(const char *body, size_t len, char *order_id, char *err, size_t errlen);
 
-/* The error envelope {"error":{"code","message","details":[...]}}; details may be NULL. */
+/* The error envelope {"error":{"code","message","details":[...]}}; details may
+ * be NULL. NULL when out of memory (never an envelope missing a detail). */
 json_t *order_error_json(const char *code, const char *message, const struct field_error *details,
                          size_t n_details);
 

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,19 +95,24 @@ void buf_init(struct buf *b, size_t limit)
     b->len = 0;
     b->cap = 0;
     b->limit = limit;
+    b->failed = false;
 }
 
 int buf_append(struct buf *b, const void *data, size_t len)
 {
-    if (b->limit && b->len + len > b->limit)
+    if (b->failed || (b->limit && b->len + len > b->limit)) {
+        b->failed = true;
         return -1;
+    }
     if (b->len + len + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
         while (ncap < b->len + len + 1)
             ncap *= 2;
         char *n = realloc(b->data, ncap);
-        if (!n)
+        if (!n) {
+            b->failed = true;
             return -1;
+        }
         b->data = n;
         b->cap = ncap;
     }
@@ -119,6 +125,7 @@ int buf_append(struct buf *b, const void *data, size_t len)
 void buf_reset(struct buf *b)
 {
     b->len = 0;
+    b->failed = false;
     if (b->data)
         b->data[0] = '\0';
 }
@@ -176,4 +183,20 @@ const char *util_data_path(const char *env, const char *const *rel, char *buf, s
             return buf;
     }
     return NULL;
+}
+
+static int dump_to_buf(const char *data, size_t len, void *arg)
+{
+    return buf_append(arg, data, len);
+}
+
+char *util_json_dumps(const json_t *j, size_t flags)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (!j || json_dump_callback(j, dump_to_buf, &b, flags) != 0 || b.failed || !b.data) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }

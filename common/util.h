@@ -43,10 +43,21 @@ struct buf {
     size_t len;
     size_t cap;
     size_t limit; /* 0 = unlimited; appends beyond it fail */
+    bool failed;  /* an append failed: every later one fails too, until buf_reset */
 };
 void buf_init(struct buf *b, size_t limit);
-int buf_append(struct buf *b, const void *data, size_t len); /* 0 or -1 */
+/* 0, or -1 (over the limit, out of memory, or an earlier append failed), so
+ * a buffer built by many appends is either whole or marked failed. */
+int buf_append(struct buf *b, const void *data, size_t len);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
+
+/* json_dumps that never returns a damaged document: jansson 2.14 ignores a
+ * failed write of an object key (dump.c does not check dump_string's result
+ * for keys), so under memory pressure json_dumps can return JSON with a key
+ * missing. This dumps through a struct buf whose failure is sticky: the whole
+ * document, or NULL. */
+struct json_t;
+char *util_json_dumps(const struct json_t *j, size_t flags);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_fail.h"
 #include "order.h"
 #include "util.h"
 
@@ -57,7 +58,7 @@ static void test_valid_order(void **s)
     assert_int_equal(req.items[0].quantity, 2);
     assert_int_equal(req.total_cents, 3000);
     assert_int_equal(strlen(req.hash), 0); /* only computed on demand */
-    order_request_hash(&req);
+    assert_int_equal(order_request_hash(&req), 0);
     assert_int_equal(strlen(req.hash), 64);
 }
 
@@ -279,18 +280,18 @@ static void test_hash_ignores_key_order_and_whitespace(void **s)
     char h1[65], h2[65];
     assert_int_equal(
         parse("{\"customer_id\":\"c\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
-    order_request_hash(&req);
+    assert_int_equal(order_request_hash(&req), 0);
     strcpy(h1, req.hash);
     assert_int_equal(parse("{ \"items\": [ {\"unit_price_cents\": 1500, \"quantity\": 2,"
                            " \"product_id\": \"p-1\"} ], \"currency\": \"BRL\","
                            " \"customer_id\": \"c\" }"),
                      0);
-    order_request_hash(&req);
+    assert_int_equal(order_request_hash(&req), 0);
     strcpy(h2, req.hash);
     assert_string_equal(h1, h2);
     assert_int_equal(
         parse("{\"customer_id\":\"d\",\"currency\":\"BRL\",\"items\":[" VALID_ITEM "]}"), 0);
-    order_request_hash(&req);
+    assert_int_equal(order_request_hash(&req), 0);
     assert_string_not_equal(h1, req.hash);
 }
 
@@ -357,6 +358,125 @@ static void test_error_envelope_shape(void **s)
     json_decref(e);
 }
 
+/* ---- allocation failure --------------------------------------------------- */
+
+#define TWO_ITEMS                                                                                  \
+    "{\"customer_id\":\"c-1\",\"currency\":\"EUR\",\"items\":[" VALID_ITEM                         \
+    ",{\"product_id\":\"p-2\",\"quantity\":1,\"unit_price_cents\":99}]}"
+
+/* The path of one POST: validate, hash for Idempotency-Key, render the items
+ * as stored and the order as answered. jansson's parser is not counted (it
+ * does not survive a failed allocation, see alloc_fail.h); everything after
+ * it is, jansson's builders included. Each step must either succeed with the
+ * whole result or report failure: never an order missing an item. */
+static int walk_request_path(void *arg)
+{
+    (void)arg;
+    struct order_request r;
+    struct order_errors e;
+    int rc = ALLOC_FAIL_WRONG;
+    json_t *items = NULL, *o = NULL;
+    char *dumped = NULL;
+
+    alloc_fail_jansson(false);
+    int parsed = order_parse_for(TWO_ITEMS, strlen(TWO_ITEMS), NULL, &r, &e);
+    alloc_fail_jansson(true);
+    if (parsed != 0)
+        return ALLOC_FAIL_WRONG; /* the validator itself allocates nothing that may fail */
+    if (order_request_hash(&r) != 0)
+        return ALLOC_FAIL_ERROR;
+    if (strlen(r.hash) != 64)
+        return ALLOC_FAIL_WRONG;
+    if (!(items = order_items_json(&r)))
+        return ALLOC_FAIL_ERROR;
+    if (json_array_size(items) != 2)
+        goto done;
+    struct order_view v = {.id = "0b5e3c4e-1f2a-4b7c-9d8e-0a1b2c3d4e5f",
+                           .status = "PENDING",
+                           .customer_id = r.customer_id,
+                           .currency = r.currency,
+                           .items = items,
+                           .total_cents = r.total_cents,
+                           .correlation_id = "corr-1",
+                           .created_at = "2026-12-01T00:00:00Z",
+                           .updated_at = "2026-12-01T00:00:00Z"};
+    if (!(o = order_json(&v))) {
+        rc = ALLOC_FAIL_ERROR;
+        goto done;
+    }
+    if (!(dumped = util_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+        rc = ALLOC_FAIL_ERROR;
+        goto done;
+    }
+    rc = strstr(dumped, "\"product_id\":\"p-2\"") && strstr(dumped, "\"total_cents\":3099")
+             ? ALLOC_FAIL_OK
+             : ALLOC_FAIL_WRONG;
+done:
+    free(dumped);
+    json_decref(o);
+    json_decref(items);
+    return rc;
+}
+
+/* The 422 of a request with several bad fields: all details or an error. */
+static int walk_error_envelope(void *arg)
+{
+    (void)arg;
+    struct order_request r;
+    struct order_errors e;
+    const char *bad = "{\"customer_id\":\"\",\"currency\":\"x\",\"items\":[]}";
+
+    alloc_fail_jansson(false);
+    int parsed = order_parse_for(bad, strlen(bad), NULL, &r, &e);
+    alloc_fail_jansson(true);
+    if (parsed != -1 || e.n != 3)
+        return ALLOC_FAIL_WRONG;
+    json_t *env = order_error_json(e.code, e.message, e.details, e.n);
+    if (!env)
+        return ALLOC_FAIL_ERROR;
+    size_t n = json_array_size(json_object_get(json_object_get(env, "error"), "details"));
+    json_decref(env);
+    return n == 3 ? ALLOC_FAIL_OK : ALLOC_FAIL_WRONG;
+}
+
+static int walk_message_body(void *arg)
+{
+    (void)arg;
+    char id[64];
+    char err[128];
+    char *body = order_message_body("0b5e3c4e-1f2a-4b7c-9d8e-0a1b2c3d4e5f");
+    if (!body)
+        return ALLOC_FAIL_ERROR;
+    alloc_fail_jansson(false);
+    int rc = order_message_parse(body, strlen(body), id, err, sizeof(err));
+    alloc_fail_jansson(true);
+    free(body);
+    return rc == 0 && strcmp(id, "0b5e3c4e-1f2a-4b7c-9d8e-0a1b2c3d4e5f") == 0 ? ALLOC_FAIL_OK
+                                                                             : ALLOC_FAIL_WRONG;
+}
+
+static void test_alloc_failure_walks_the_validator_and_renderers(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *name;
+        int (*fn)(void *);
+    } walks[] = {{"request path", walk_request_path},
+                 {"error envelope", walk_error_envelope},
+                 {"message body", walk_message_body}};
+    for (size_t i = 0; i < sizeof(walks) / sizeof(walks[0]); i++) {
+        struct alloc_fail_walk w;
+        alloc_fail_jansson(true);
+        int rc = alloc_fail_walk(walks[i].fn, NULL, 100000, &w);
+        alloc_fail_jansson(false);
+        if (rc != 0)
+            fail_msg("%s: %s", walks[i].name, w.why);
+        /* each of them allocates: fewer runs means no failure was injected */
+        if (w.runs < 3)
+            fail_msg("%s: %lu run(s) (is alloc_fail linked in?)", walks[i].name, w.runs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_message_body_round_trip),
         cmocka_unit_test(test_message_poison_cases),
         cmocka_unit_test(test_error_envelope_shape),
+        cmocka_unit_test(test_alloc_failure_walks_the_validator_and_renderers),
     };
     return cmocka_run_group_tests_name("order", tests, NULL, NULL);
 }
