@@ -452,7 +452,7 @@ static int walk_message_body(void *arg)
     alloc_fail_jansson(true);
     free(body);
     return rc == 0 && strcmp(id, "0b5e3c4e-1f2a-4b7c-9d8e-0a1b2c3d4e5f") == 0 ? ALLOC_FAIL_OK
-                                                                             : ALLOC_FAIL_WRONG;
+                                                                              : ALLOC_FAIL_WRONG;
 }
 
 static void test_alloc_failure_walks_the_validator_and_renderers(void **s)
