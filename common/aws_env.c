@@ -133,8 +133,8 @@ static int endpoint_set(struct aws_config *c, const char *var, const char *url, 
 
 /* The configuration tables validated these variables before any client is
  * made (config.c); this only reads them, with the same defaults and ranges. */
-static int env_int(const char *name, int64_t def, int64_t min, int64_t max, int64_t *out,
-                   char *err, size_t errlen)
+static int env_int(const char *name, int64_t def, int64_t min, int64_t max, int64_t *out, char *err,
+                   size_t errlen)
 {
     const char *v = config_env(name);
     char *end;
