@@ -100,6 +100,23 @@ def test_document_covers_every_route():
     }
 
 
+def test_document_states_authentication():
+    """Bearer on every /orders operation, with its 401/403/429; the rest public."""
+    spec = yaml.safe_load(SPEC.read_text())
+    assert spec["security"] == [{"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, item in spec["paths"].items():
+        for method in ("get", "post"):
+            if method not in item:
+                continue
+            op = item[method]
+            if path.startswith("/orders"):
+                assert "security" not in op, (path, method)
+                assert {"401", "403", "429"} <= set(op["responses"]), (path, method)
+            else:
+                assert op["security"] == [], (path, method)
+
+
 def test_served_document_is_the_file(api):
     r = requests.get(api.url + "/openapi.yaml", timeout=10)
     assert r.status_code == 200
