@@ -335,7 +335,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_ctx *c = *con_cls;
     if (!c)
         return;
-    histogram_observe_ms(&api_metrics.request_latency, (double)(util_mono_ms() - c->start_ms));
+    int64_t took = util_mono_ms() - c->start_ms;
+    histogram_observe_ms(&api_metrics.request_latency, (double)took);
+    if (c->responded) {
+        struct log_fields f = {.correlation_id = c->correlation_id,
+                               .principal = c->caller.authenticated ? c->caller.principal : NULL};
+        log_access(&f, c->method, route_name(c->route), c->status, (long long)took,
+                   (long long)c->bytes_out);
+    }
     unlink_suspended(c);
     if (c->job) {
         free(c->job->response_body);

@@ -327,7 +327,8 @@ static void load_config(unsigned cmd)
                                  check_serve(err, sizeof(err)) != 0)))
         die_config(err);
     if (cmd != CONFIG_HEALTHCHECK)
-        log_init("order-api", (enum log_level)api_cfg.log_level);
+        log_init("order-api", (enum log_level)api_cfg.log_level,
+                 api_cfg.log_format == CONFIG_LOG_TEXT);
 }
 
 /* MIGRATIONS_DIR, else the installed share/ directory beside bin/, else the source tree. */

@@ -1,5 +1,6 @@
 /*
- * log.h - structured logging: one JSON object per line on stdout.
+ * log.h - structured logging: one JSON object per line on stdout, or with
+ * LOG_FORMAT=text one compact "ts level service: msg key=value" line.
  *
  * Every line carries ts, level, service, instance and version; lines about an
  * order add order_id and correlation_id through log_fields. Values are escaped
@@ -19,10 +20,13 @@ struct log_fields {
     const char *message_id;
     const char *trace_id;    /* X-Amzn-Trace-Id / AWSTraceHeader */
     const char *traceparent; /* W3C */
+    const char *principal;   /* the authenticated caller (a token's sub), never the token */
 };
 
-/* Sets the service name and level; instance is a short id unique per process. */
-void log_init(const char *service, enum log_level level);
+/* Sets the service name, level and format (text: LOG_FORMAT=text, with the
+ * level coloured when stdout is a terminal); instance is a short id unique per
+ * process. */
+void log_init(const char *service, enum log_level level, int text);
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int log_level_parse(const char *s);
 const char *log_instance_id(void);
@@ -34,6 +38,10 @@ void log_msg(enum log_level level, const struct log_fields *fields, const char *
  * log_kv(LOG_INFO, &f, "order processed", "latency_ms", (long long)12, NULL). */
 void log_kv(enum log_level level, const struct log_fields *fields, const char *msg, ...);
 
+/* The access log: one info line per answered request. route is the path
+ * template (never the raw path, which holds ids), bytes the body sent. */
+void log_access(const struct log_fields *fields, const char *method, const char *route, int status,
+                long long duration_ms, long long bytes);
 #define log_debug(f, ...) log_msg(LOG_DEBUG, f, __VA_ARGS__)
 #define log_info(f, ...) log_msg(LOG_INFO, f, __VA_ARGS__)
 #define log_warn(f, ...) log_msg(LOG_WARN, f, __VA_ARGS__)

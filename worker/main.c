@@ -133,7 +133,7 @@ static void load_config(void)
         fprintf(stderr, "order-worker: configuration error: %s\n", err);
         exit(2);
     }
-    log_init("order-worker", (enum log_level)wcfg.log_level);
+    log_init("order-worker", (enum log_level)wcfg.log_level, wcfg.log_format == CONFIG_LOG_TEXT);
 }
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,

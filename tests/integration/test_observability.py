@@ -7,6 +7,8 @@ import uuid
 
 import requests
 
+import tokens
+
 from conftest import VALID_ORDER, BIN, Api, Worker, base_env, free_port
 
 
@@ -98,6 +100,50 @@ def test_log_lines_carry_ids_and_never_secrets(queue, procs):
             assert l["instance"] and l["version"] and l["service"] and l["ts"] and l["level"]
             if "order_id" in l:
                 assert l.get("correlation_id"), l
+
+
+def test_one_access_log_line_per_request(queue, procs):
+    """method, route template, status, duration, bytes, correlation id and the
+    caller's principal; never the token, never the raw path with its id."""
+    api = Api(queue)
+    procs.append(api)
+    token = tokens.KEYS.mint(sub="c-123", scope="orders/read orders/write")
+    hdr = {"Authorization": "Bearer " + token, "X-Correlation-Id": "access-1"}
+    r = api.post(headers=hdr)
+    assert r.status_code == 201, r.text
+    oid = r.json()["id"]
+    assert requests.get(f"{api.url}/orders/{oid}", headers=hdr, timeout=10).status_code == 200
+    assert requests.get(api.url + "/orders", timeout=10).status_code == 401
+    assert api.stop() == 0
+    assert token not in api.text()
+    access = [l for l in api.lines() if l.get("msg") == "request"]
+    mine = [l for l in access if l.get("correlation_id") == "access-1"]
+    assert [(l["method"], l["route"], l["status"]) for l in mine] == [
+        ("POST", "/orders", 201), ("GET", "/orders/{id}", 200)]
+    for l in mine:
+        assert l["principal"] == "c-123" and l["level"] == "info"
+        assert l["bytes"] > 0 and l["duration_ms"] >= 0
+    refused = [l for l in access if l["status"] == 401]
+    assert len(refused) == 1 and "principal" not in refused[0]
+    assert oid not in "".join(l["route"] for l in access)
+
+
+def test_text_log_format_is_one_readable_line_per_event(queue, procs):
+    api = Api(queue, {"LOG_FORMAT": "text"}, name="order-api-text")
+    procs.append(api)
+    # the raw path (here with an encoded line break) never reaches the line:
+    # the route template does
+    requests.get(api.url + "/orders/x%0a2026-01-01T00:00:00.000Z%20error%20forged",
+                 headers={"X-Correlation-Id": "text-1"}, timeout=10)
+    assert api.stop() == 0
+    lines = api.text().splitlines()
+    assert lines and all(not l.startswith("{") for l in lines)
+    assert not any(l.startswith("2026-01-01") for l in lines), lines
+    line = next(l for l in lines if "correlation_id=text-1" in l)
+    ts, level, service, rest = line.split(" ", 3)
+    assert ts.endswith("Z") and level == "info" and service == "order-api:"
+    assert rest.startswith("request ") and "status=400" in rest
+    assert "route=/orders/{id} " in rest and "forged" not in rest
 
 
 def test_metrics_endpoints(queue, procs):

@@ -193,7 +193,7 @@ static struct {
 static int suite_setup(void **state)
 {
     (void)state;
-    log_init("test_auth", LOG_WARN);
+    log_init("test_auth", LOG_WARN, 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     K.r1 = mint_rsa_key(2048);
     K.k2 = mint_ec_key("P-256");
