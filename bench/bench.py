@@ -378,8 +378,10 @@ class Bench:
             "MIGRATIONS_DIR": str(ROOT / "migrations"),
             "OPENAPI_PATH": str(ROOT / "api" / "openapi.yaml"),
             "LOG_LEVEL": "warn",
-            # the published figures are auth-off runs (bench/RESULTS.md); auth on is not measured yet
+            # the system's figures are auth-off runs; bench/auth_bench.py measures auth on
+            # against off. With auth off every caller shares one rate-limit bucket: off too.
             "AUTH_MODE": "off",
+            "RATE_LIMIT_RPS": "0",
         })
         env.update(extra or {})
         return env
@@ -450,11 +452,12 @@ class Bench:
 
     # -- programs
     def start_api(self, queue_url, label):
-        port = free_port()
+        port, mport = free_port(), free_port()
         p = self.own(Proc(f"order-api-{label}", [str(self.bin / "order-api")],
-                          self.env(queue_url, {"PORT": str(port)}),
+                          self.env(queue_url, {"PORT": str(port), "METRICS_PORT": str(mport)}),
                           self.log_dir / f"api-{label}.log", "order-api"))
         p.port = port
+        p.metrics_port = mport  # /metrics is not on the public port
 
         def up():
             if not p.alive():
@@ -557,14 +560,14 @@ class Bench:
         q = self.new_queue(f"c{conns}")
         api = self.start_api(q, label)
         try:
-            m0 = metrics(api.port)
+            m0 = metrics(api.metrics_port)
             s0 = self.sampler.snapshot()
             w = self.wrk(f"http://127.0.0.1:{api.port}", conns, self.a.duration, label,
                          {"CUSTOMER_ID": f"load-{self.run_id}-c{conns}"})
             w.wait(self.a.duration + 30)
             s1 = self.sampler.snapshot()
             w.stop(5)
-            m1 = metrics(api.port)
+            m1 = metrics(api.metrics_port)
             r = parse_wrk(w.log_path.read_text())
             hwm = api.vmhwm_kb()
         finally:
@@ -653,7 +656,7 @@ class Bench:
     def post_orders(self, api, n, tag, label):
         """POSTs exactly n orders (n even) with wrk -t2 -c64; returns (seconds, wrk result)."""
         per_thread = n // 2
-        m0 = metrics(api.port)
+        m0 = metrics(api.metrics_port)
         base = sum(v for k, v in m0.items() if k.startswith('order_api_requests_total{route="/orders"'))
         bound = max(60, n // 200)
         t0 = time.monotonic()
@@ -661,7 +664,7 @@ class Bench:
                      {"CUSTOMER_ID": tag, "ORDERS_PER_THREAD": str(per_thread)})
         last, last_change = -1, time.monotonic()
         while True:
-            m = metrics(api.port)
+            m = metrics(api.metrics_port)
             done = sum(v for k, v in m.items()
                        if k.startswith('order_api_requests_total{route="/orders"')) - base
             now = time.monotonic()
@@ -720,7 +723,7 @@ class Bench:
             s1 = self.sampler.snapshot()
             row["cpu_post"] = CpuSampler.between(s0, s1)
             row["queue_depth_before"] = self.queue_depth(q)[0]
-            api_m0 = metrics(api.port)
+            api_m0 = metrics(api.metrics_port)
             row["api_vmhwm_kb"] = api.vmhwm_kb()
             # 3. start the workers and time until every order is PROCESSED
             self.reap()
@@ -765,7 +768,7 @@ class Bench:
             except TimeoutError as e:
                 log(str(e))
             wm = [metrics(w.port) for w in ws]
-            api_m1 = metrics(api.port)
+            api_m1 = metrics(api.metrics_port)
             row["worker_vmhwm_kb"] = [w.vmhwm_kb() for w in ws]
             row["api_vmhwm_kb"] = api.vmhwm_kb()
             row["queue_depth_after"] = self.queue_depth(q)

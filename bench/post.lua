@@ -8,6 +8,8 @@
 --                        SIGINT once the API has answered all POSTs).
 --   CUSTOMER_ID=tag      customer_id of every order (default c-bench), so that a
 --                        benchmark run can find its own orders in the database
+--   AUTHORIZATION=value  sent as the Authorization header (bench/auth_bench.py:
+--                        "Bearer <token>"); unset, none is sent
 wrk.method = "POST"
 local customer = os.getenv("CUSTOMER_ID") or "c-bench"
 if not customer:match("^[%w._:-]+$") or #customer > 128 then
@@ -16,6 +18,8 @@ end
 wrk.body = '{"customer_id":"' .. customer ..
   '","currency":"BRL","items":[{"product_id":"p-1","quantity":2,"unit_price_cents":1500}]}'
 wrk.headers["Content-Type"] = "application/json"
+local authorization = os.getenv("AUTHORIZATION")
+if authorization then wrk.headers["Authorization"] = authorization end
 
 local limit = tonumber(os.getenv("ORDERS_PER_THREAD") or "0")
 -- per-thread counters (each wrk thread has its own Lua state); done() sums them
