@@ -103,19 +103,6 @@ struct auth {
     atomic_uint_least64_t failures[JWT_REASON_COUNT];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- configuration ---- */
 
 void auth_config_defaults(struct auth_config *c)
@@ -156,7 +143,7 @@ static int parse_algorithms(const char *list, unsigned *out, char *err, size_t e
     int rc = 0;
 
     if (!copy) {
-        set_err(err, errlen, "AUTH_ALGORITHMS: out of memory");
+        util_errf(err, errlen, "AUTH_ALGORITHMS: out of memory");
         return -1;
     }
     *out = 0;
@@ -168,8 +155,8 @@ static int parse_algorithms(const char *list, unsigned *out, char *err, size_t e
         char *t = trim(tok);
         enum jws_alg a = jws_alg_from_name(t);
         if (a == JWS_ALG_OTHER) {
-            set_err(err, errlen, "AUTH_ALGORITHMS: %.32s is not allowed (only RS256 and ES256)",
-                    *t ? t : "an empty entry");
+            util_errf(err, errlen, "AUTH_ALGORITHMS: %.32s is not allowed (only RS256 and ES256)",
+                      *t ? t : "an empty entry");
             rc = -1;
         } else {
             *out |= JWS_ALG_BIT(a);
@@ -185,11 +172,11 @@ static int parse_audiences(struct auth *a, const char *list, char *err, size_t e
     size_t n = 0;
 
     if (!list || !*list) {
-        set_err(err, errlen, "AUTH_AUDIENCE: required (comma-separated audiences)");
+        util_errf(err, errlen, "AUTH_AUDIENCE: required (comma-separated audiences)");
         return -1;
     }
     if (!(a->audience_buf = strdup(list))) {
-        set_err(err, errlen, "AUTH_AUDIENCE: out of memory");
+        util_errf(err, errlen, "AUTH_AUDIENCE: out of memory");
         return -1;
     }
     /* Split by hand: an empty entry is a typo worth naming, not skipping. */
@@ -199,14 +186,14 @@ static int parse_audiences(struct auth *a, const char *list, char *err, size_t e
             *next++ = '\0';
         tok = trim(tok);
         if (!*tok || !printable_nospace(tok)) {
-            set_err(err, errlen,
-                    "AUTH_AUDIENCE: entry %zu is empty or holds spaces or control "
-                    "characters",
-                    n + 1);
+            util_errf(err, errlen,
+                      "AUTH_AUDIENCE: entry %zu is empty or holds spaces or control "
+                      "characters",
+                      n + 1);
             return -1;
         }
         if (n == AUTH_MAX_AUDIENCES) {
-            set_err(err, errlen, "AUTH_AUDIENCE: at most %d audiences", AUTH_MAX_AUDIENCES);
+            util_errf(err, errlen, "AUTH_AUDIENCE: at most %d audiences", AUTH_MAX_AUDIENCES);
             return -1;
         }
         a->audiences[n++] = tok;
@@ -219,11 +206,11 @@ static int parse_audiences(struct auth *a, const char *list, char *err, size_t e
 static int validate(struct auth *a, const struct auth_config *c, char *err, size_t errlen)
 {
     if (!c->issuer || !*c->issuer) {
-        set_err(err, errlen, "AUTH_ISSUER: required");
+        util_errf(err, errlen, "AUTH_ISSUER: required");
         return -1;
     }
     if (!printable_nospace(c->issuer)) {
-        set_err(err, errlen, "AUTH_ISSUER: must not hold spaces or control characters");
+        util_errf(err, errlen, "AUTH_ISSUER: must not hold spaces or control characters");
         return -1;
     }
     if (parse_audiences(a, c->audience, err, errlen) < 0 ||
@@ -231,19 +218,19 @@ static int validate(struct auth *a, const struct auth_config *c, char *err, size
                          errlen) < 0)
         return -1;
     if (c->leeway_s < 0 || c->leeway_s > 3600) {
-        set_err(err, errlen, "AUTH_LEEWAY_S: must be between 0 and 3600");
+        util_errf(err, errlen, "AUTH_LEEWAY_S: must be between 0 and 3600");
         return -1;
     }
     if (c->scope_prefix && *c->scope_prefix && !printable_nospace(c->scope_prefix)) {
-        set_err(err, errlen, "AUTH_SCOPE_PREFIX: must not hold spaces or control characters");
+        util_errf(err, errlen, "AUTH_SCOPE_PREFIX: must not hold spaces or control characters");
         return -1;
     }
     if (c->customer_claim && (!*c->customer_claim || !printable_nospace(c->customer_claim))) {
-        set_err(err, errlen, "AUTH_CUSTOMER_CLAIM: must be a claim name");
+        util_errf(err, errlen, "AUTH_CUSTOMER_CLAIM: must be a claim name");
         return -1;
     }
     if (c->jwks_url && *c->jwks_url && c->jwks_file && *c->jwks_file) {
-        set_err(err, errlen, "AUTH_JWKS_FILE: cannot be combined with AUTH_JWKS_URL");
+        util_errf(err, errlen, "AUTH_JWKS_FILE: cannot be combined with AUTH_JWKS_URL");
         return -1;
     }
     if (c->jwks_url && *c->jwks_url) {
@@ -253,25 +240,25 @@ static int validate(struct auth *a, const struct auth_config *c, char *err, size
         /* Discovery: the issuer's own URL carries the keys' trust. */
         if (auth_check_key_url("AUTH_ISSUER", c->issuer, err, errlen) < 0) {
             size_t used = strlen(err);
-            set_err(err + used, errlen - used,
-                    " (keys are discovered from it; or set AUTH_JWKS_URL or AUTH_JWKS_FILE)");
+            util_errf(err + used, errlen - used,
+                      " (keys are discovered from it; or set AUTH_JWKS_URL or AUTH_JWKS_FILE)");
             return -1;
         }
     }
     if (c->jwks_refresh_s < 1 || c->jwks_refresh_s > 7 * 86400) {
-        set_err(err, errlen, "AUTH_JWKS_REFRESH_S: must be between 1 and 604800");
+        util_errf(err, errlen, "AUTH_JWKS_REFRESH_S: must be between 1 and 604800");
         return -1;
     }
     if (c->jwks_min_refresh_s < 0 || c->jwks_min_refresh_s > 86400) {
-        set_err(err, errlen, "AUTH_JWKS_MIN_REFRESH_S: must be between 0 and 86400");
+        util_errf(err, errlen, "AUTH_JWKS_MIN_REFRESH_S: must be between 0 and 86400");
         return -1;
     }
     if (c->jwks_timeout_ms < 100 || c->jwks_timeout_ms > 60000) {
-        set_err(err, errlen, "AUTH_JWKS_TIMEOUT_MS: must be between 100 and 60000");
+        util_errf(err, errlen, "AUTH_JWKS_TIMEOUT_MS: must be between 100 and 60000");
         return -1;
     }
     if (c->cache_max > 10000000) {
-        set_err(err, errlen, "auth cache: at most 10000000 entries");
+        util_errf(err, errlen, "auth cache: at most 10000000 entries");
         return -1;
     }
     return 0;
@@ -294,11 +281,11 @@ struct auth *auth_new(const struct auth_config *c, char *err, size_t errlen)
     bool oom = false;
 
     if (!c) {
-        set_err(err, errlen, "auth: no configuration");
+        util_errf(err, errlen, "auth: no configuration");
         return NULL;
     }
     if (!(a = calloc(1, sizeof(*a)))) {
-        set_err(err, errlen, "auth: out of memory");
+        util_errf(err, errlen, "auth: out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->ks_mu, NULL);
@@ -320,7 +307,7 @@ struct auth *auth_new(const struct auth_config *c, char *err, size_t errlen)
     a->scope_prefix = strdup(c->scope_prefix ? c->scope_prefix : "orders/");
     a->customer_claim = strdup(c->customer_claim ? c->customer_claim : "sub");
     if (oom || !a->scope_prefix || !a->customer_claim) {
-        set_err(err, errlen, "auth: out of memory");
+        util_errf(err, errlen, "auth: out of memory");
         auth_free(a);
         return NULL;
     }
@@ -336,7 +323,7 @@ struct auth *auth_new(const struct auth_config *c, char *err, size_t errlen)
         size_t per = AUTH_CACHE_SHARDS * AUTH_CACHE_WAYS;
         a->n_sets = c->cache_max / per ? c->cache_max / per : 1;
         if (!(a->shards = calloc(AUTH_CACHE_SHARDS, sizeof(*a->shards)))) {
-            set_err(err, errlen, "auth: out of memory");
+            util_errf(err, errlen, "auth: out of memory");
             auth_free(a);
             return NULL;
         }
@@ -344,8 +331,8 @@ struct auth *auth_new(const struct auth_config *c, char *err, size_t errlen)
             pthread_mutex_init(&a->shards[i].mu, NULL);
             a->shards[i].entries = calloc(a->n_sets * AUTH_CACHE_WAYS, sizeof(struct cache_entry));
             if (!a->shards[i].entries) {
-                set_err(err, errlen, "auth: out of memory (token cache of %zu entries)",
-                        c->cache_max);
+                util_errf(err, errlen, "auth: out of memory (token cache of %zu entries)",
+                          c->cache_max);
                 auth_free(a);
                 return NULL;
             }
@@ -424,8 +411,8 @@ static bool refresh_once(struct auth *a)
         size_t len;
         char *data = util_read_file(a->jwks_file, AUTH_MAX_FETCH_BYTES, &len);
         if (!data) {
-            set_err(err, sizeof(err), "AUTH_JWKS_FILE %s: cannot read it, or over %d KiB",
-                    a->jwks_file, AUTH_MAX_FETCH_BYTES / 1024);
+            util_errf(err, sizeof(err), "AUTH_JWKS_FILE %s: cannot read it, or over %d KiB",
+                      a->jwks_file, AUTH_MAX_FETCH_BYTES / 1024);
             goto done;
         }
         body.data = data;
@@ -458,7 +445,7 @@ static bool refresh_once(struct auth *a)
         log_warn(NULL, "auth: %zu more JWKS keys from %s skipped", ws.dropped, source);
     if (!(fresh = calloc(1, sizeof(*fresh)))) {
         jwks_free(set);
-        set_err(err, sizeof(err), "out of memory");
+        util_errf(err, sizeof(err), "out of memory");
         ok = false;
         goto done;
     }
@@ -572,7 +559,7 @@ int auth_start(struct auth *a, char *err, size_t errlen)
 {
     int rc;
     if (!a || a->thread_started) {
-        set_err(err, errlen, "auth: already started");
+        util_errf(err, errlen, "auth: already started");
         return -1;
     }
     pthread_mutex_lock(&a->rf_mu);
@@ -580,7 +567,7 @@ int auth_start(struct auth *a, char *err, size_t errlen)
     a->thread_started = rc == 0;
     pthread_mutex_unlock(&a->rf_mu);
     if (rc != 0) {
-        set_err(err, errlen, "auth: cannot start the key refresher: %s", strerror(rc));
+        util_errf(err, errlen, "auth: cannot start the key refresher: %s", strerror(rc));
         return -1;
     }
     return 0;

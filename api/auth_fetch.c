@@ -17,29 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-static bool loopback_host(const char *host)
-{
-    char bare[256];
-    unsigned char a6[16];
-    struct in_addr a4;
-    size_t n = strlen(host);
-    static const unsigned char loop6[16] = {[15] = 1};
-
-    if (n >= sizeof(bare))
-        return false;
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        memcpy(bare, host + 1, n - 2);
-        bare[n - 2] = '\0';
-    } else {
-        memcpy(bare, host, n + 1);
-    }
-    if (!strcasecmp(bare, "localhost"))
-        return true;
-    if (inet_pton(AF_INET, bare, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, bare, a6) == 1 && !memcmp(a6, loop6, sizeof(a6));
-}
-
 /* Keys must come over verified TLS; plain http only where nothing leaves the host. */
 int auth_check_key_url(const char *name, const char *url, char *err, size_t errlen)
 {
@@ -58,7 +35,7 @@ int auth_check_key_url(const char *name, const char *url, char *err, size_t errl
     } else if (!strcasecmp(scheme, "https")) {
         rc = 0;
     } else if (!strcasecmp(scheme, "http")) {
-        if (loopback_host(host))
+        if (util_host_is_loopback(host))
             rc = 0;
         else
             snprintf(err, errlen, "%s: http:// is allowed only for loopback hosts", name);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "credentials.h"
+#include "util.h"
 
 /* ---- the variables both programs read ---------------------------------- */
 
@@ -182,18 +183,6 @@ const struct config_var cf_metrics_port = {
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The first byte of s outside [lo, hi], or NULL. */
 static const char *byte_outside(const char *s, unsigned char lo, unsigned char hi)
 {
@@ -207,11 +196,11 @@ static const char *byte_outside(const char *s, unsigned char lo, unsigned char h
 static void bad_byte(char *why, size_t whylen, const char *value, const char *at)
 {
     unsigned char c = (unsigned char)*at;
-    set_err(why, whylen, "%s (byte 0x%02x at offset %zu)",
-            c == ' ' || c == '\t' || c == '\n' || c == '\r' ? "must not hold whitespace"
-            : c >= 0x80                                     ? "must be printable ASCII"
-                                                            : "must not hold control characters",
-            c, (size_t)(at - value));
+    util_errf(why, whylen, "%s (byte 0x%02x at offset %zu)",
+              c == ' ' || c == '\t' || c == '\n' || c == '\r' ? "must not hold whitespace"
+              : c >= 0x80                                     ? "must be printable ASCII"
+                                                              : "must not hold control characters",
+              c, (size_t)(at - value));
 }
 
 /* ---- validators, one per kind -------------------------------------------- */
@@ -243,7 +232,7 @@ int config_url_valid(const char *url, unsigned flags, char *why, size_t whylen)
     bool https;
 
     if (strlen(url) > CONFIG_URL_MAX) {
-        set_err(why, whylen, "must be at most %d bytes", CONFIG_URL_MAX);
+        util_errf(why, whylen, "must be at most %d bytes", CONFIG_URL_MAX);
         return -1;
     }
     if ((bad = byte_outside(url, 0x21, 0x7e))) {
@@ -257,13 +246,13 @@ int config_url_valid(const char *url, unsigned flags, char *why, size_t whylen)
         skip = 7;
         https = false;
     } else {
-        set_err(why, whylen, "must start with http:// or https://");
+        util_errf(why, whylen, "must start with http:// or https://");
         return -1;
     }
     host = url + skip;
     end = host + strcspn(host, "/?#");
     if (memchr(host, '@', (size_t)(end - host))) {
-        set_err(why, whylen, "must not carry a user name or password");
+        util_errf(why, whylen, "must not carry a user name or password");
         return -1;
     }
     if (*host == '[') { /* [IPv6] */
@@ -272,26 +261,26 @@ int config_url_valid(const char *url, unsigned flags, char *why, size_t whylen)
         const char *close = memchr(host, ']', (size_t)(end - host));
         size_t n = close ? (size_t)(close - host - 1) : 0;
         if (!close || n == 0 || n >= sizeof(a6txt)) {
-            set_err(why, whylen, "has a malformed [IPv6] host");
+            util_errf(why, whylen, "has a malformed [IPv6] host");
             return -1;
         }
         memcpy(a6txt, host + 1, n);
         a6txt[n] = '\0';
         if (inet_pton(AF_INET6, a6txt, a6) != 1) {
-            set_err(why, whylen, "has a malformed [IPv6] host");
+            util_errf(why, whylen, "has a malformed [IPv6] host");
             return -1;
         }
         p = close + 1;
     } else {
         for (p = host; p < end && *p != ':'; p++) {
             if (!host_char(*p)) {
-                set_err(why, whylen, "has a character not allowed in a host name (offset %zu)",
-                        (size_t)(p - url));
+                util_errf(why, whylen, "has a character not allowed in a host name (offset %zu)",
+                          (size_t)(p - url));
                 return -1;
             }
         }
         if (p == host) {
-            set_err(why, whylen, "has no host");
+            util_errf(why, whylen, "has no host");
             return -1;
         }
     }
@@ -299,27 +288,27 @@ int config_url_valid(const char *url, unsigned flags, char *why, size_t whylen)
     if (p < end) {
         long port = 0;
         if (*p != ':') {
-            set_err(why, whylen, "has characters after the host");
+            util_errf(why, whylen, "has characters after the host");
             return -1;
         }
         if (++p == end || end - p > 5) {
-            set_err(why, whylen, "must have a port from 1 to 65535 after ':'");
+            util_errf(why, whylen, "must have a port from 1 to 65535 after ':'");
             return -1;
         }
         for (; p < end; p++) {
             if (*p < '0' || *p > '9') {
-                set_err(why, whylen, "must have a port from 1 to 65535 after ':'");
+                util_errf(why, whylen, "must have a port from 1 to 65535 after ':'");
                 return -1;
             }
             port = port * 10 + (*p - '0');
         }
         if (port < 1 || port > 65535) {
-            set_err(why, whylen, "must have a port from 1 to 65535 after ':'");
+            util_errf(why, whylen, "must have a port from 1 to 65535 after ':'");
             return -1;
         }
     }
     if ((flags & CONFIG_URL_HTTPS) && !https && !config_host_loopback(host, host_len)) {
-        set_err(why, whylen, "must use https (http only to a loopback host)");
+        util_errf(why, whylen, "must use https (http only to a loopback host)");
         return -1;
     }
     return 0;
@@ -341,8 +330,8 @@ static int parse_int(const struct config_var *v, const char *s, int64_t *out, ch
     *out = x;
     return 0;
 bad:
-    set_err(why, whylen, "must be an integer from %lld to %lld", (long long)v->min,
-            (long long)v->max);
+    util_errf(why, whylen, "must be an integer from %lld to %lld", (long long)v->min,
+              (long long)v->max);
     return -1;
 }
 
@@ -364,7 +353,7 @@ static int parse_enum(const struct config_var *v, const char *s, int *out, char 
         }
     }
     choice_names(v->choices, names, sizeof(names));
-    set_err(why, whylen, "must be one of %s", names);
+    util_errf(why, whylen, "must be one of %s", names);
     return -1;
 }
 
@@ -393,7 +382,7 @@ static int parse_set(const struct config_var *v, const char *s, unsigned *out, c
     return 0;
 bad:
     choice_names(v->choices, names, sizeof(names));
-    set_err(why, whylen, "must be a comma-separated list (no spaces) of %s", names);
+    util_errf(why, whylen, "must be a comma-separated list (no spaces) of %s", names);
     return -1;
 }
 
@@ -405,7 +394,7 @@ static int check_list(const char *s, char *why, size_t whylen)
         return -1;
     }
     if (s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,")) {
-        set_err(why, whylen, "must be a comma-separated list without empty items");
+        util_errf(why, whylen, "must be a comma-separated list without empty items");
         return -1;
     }
     return 0;
@@ -415,7 +404,7 @@ static int check_region(const char *s, char *why, size_t whylen)
 {
     size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
     if (s[n] || n > 63) {
-        set_err(why, whylen, "must be a region name (a-z, 0-9 and '-', e.g. us-east-1)");
+        util_errf(why, whylen, "must be a region name (a-z, 0-9 and '-', e.g. us-east-1)");
         return -1;
     }
     return 0;
@@ -429,7 +418,7 @@ static int check_url_path(const char *s, char *why, size_t whylen)
         return -1;
     }
     if (s[0] != '/') {
-        set_err(why, whylen, "must start with '/'");
+        util_errf(why, whylen, "must start with '/'");
         return -1;
     }
     return 0;
@@ -439,7 +428,7 @@ static int check_ipv4(const char *s, char *why, size_t whylen)
 {
     struct in_addr a;
     if (inet_pton(AF_INET, s, &a) != 1) {
-        set_err(why, whylen, "must be an IPv4 address such as 0.0.0.0 or 127.0.0.1");
+        util_errf(why, whylen, "must be an IPv4 address such as 0.0.0.0 or 127.0.0.1");
         return -1;
     }
     return 0;
@@ -478,13 +467,13 @@ static int check_database_url(const char *s, char *why, size_t whylen)
     bool host = false, port_ok = true;
 
     if (bad) {
-        set_err(why, whylen, "must be printable ASCII (byte 0x%02x at offset %zu)",
-                (unsigned char)*bad, (size_t)(bad - s));
+        util_errf(why, whylen, "must be printable ASCII (byte 0x%02x at offset %zu)",
+                  (unsigned char)*bad, (size_t)(bad - s));
         return -1;
     }
     if (!(opts = PQconninfoParse(s, &perr))) {
         PQfreemem(perr);
-        set_err(why, whylen, "is not a valid libpq connection string or URI");
+        util_errf(why, whylen, "is not a valid libpq connection string or URI");
         return -1;
     }
     for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -497,11 +486,11 @@ static int check_database_url(const char *s, char *why, size_t whylen)
     }
     PQconninfoFree(opts);
     if (!port_ok) {
-        set_err(why, whylen, "must have ports from 1 to 65535");
+        util_errf(why, whylen, "must have ports from 1 to 65535");
         return -1;
     }
     if (uri && !host) {
-        set_err(why, whylen, "must name a host or a socket directory (postgresql://host/db)");
+        util_errf(why, whylen, "must name a host or a socket directory (postgresql://host/db)");
         return -1;
     }
     return 0;
@@ -513,19 +502,19 @@ static int check_path(const struct config_var *v, const char *s, char *why, size
     struct stat st;
 
     if (byte_outside(s, 0x20, 0xff) || strchr(s, 0x7f)) {
-        set_err(why, whylen, "must not hold control characters");
+        util_errf(why, whylen, "must not hold control characters");
         return -1;
     }
     if (stat(s, &st) != 0) {
-        set_err(why, whylen, "must name a readable %s (%s)", what, strerror(errno));
+        util_errf(why, whylen, "must name a readable %s (%s)", what, strerror(errno));
         return -1;
     }
     if (v->kind == CONFIG_DIR ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
-        set_err(why, whylen, "must name a %s", what);
+        util_errf(why, whylen, "must name a %s", what);
         return -1;
     }
     if (access(s, v->kind == CONFIG_DIR ? R_OK | X_OK : R_OK) != 0) {
-        set_err(why, whylen, "must name a readable %s (%s)", what, strerror(errno));
+        util_errf(why, whylen, "must name a readable %s (%s)", what, strerror(errno));
         return -1;
     }
     return 0;
@@ -581,7 +570,7 @@ static int parse_value(const struct config_var *v, const char *s, const struct c
     case CONFIG_DIR:
         return check_path(v, s, why, whylen);
     }
-    set_err(why, whylen, "has a kind this program does not know");
+    util_errf(why, whylen, "has a kind this program does not know");
     return -1;
 }
 
@@ -613,13 +602,13 @@ int config_load_entry(const struct config_entry *e, char *err, size_t errlen)
     char why[200];
 
     if (!binding_fits(e)) {
-        set_err(err, errlen, "%s: the program's table binds it to a field of the wrong type",
-                v->name);
+        util_errf(err, errlen, "%s: the program's table binds it to a field of the wrong type",
+                  v->name);
         return -1;
     }
     if (!s || !*s) { /* as the AWS SDKs do, an empty variable counts as unset */
         if (v->flags & CONFIG_REQUIRED) {
-            set_err(err, errlen, "%s is required but not set", v->name);
+            util_errf(err, errlen, "%s is required but not set", v->name);
             return -1;
         }
         if (!v->def) {
@@ -630,7 +619,7 @@ int config_load_entry(const struct config_entry *e, char *err, size_t errlen)
         s = v->def;
     }
     if (parse_value(v, s, e, why, sizeof(why)) != 0) {
-        set_err(err, errlen, "%s %s%s", v->name, why, s == v->def ? " (in its default)" : "");
+        util_errf(err, errlen, "%s %s%s", v->name, why, s == v->def ? " (in its default)" : "");
         return -1;
     }
     if (e->to.s)
@@ -643,7 +632,7 @@ int config_load(const struct config_table *t, unsigned cmd, char *err, size_t er
     for (size_t i = 0; i < t->n; i++) {
         const struct config_entry *e = &t->entries[i];
         if (!(e->var->programs & t->program)) {
-            set_err(err, errlen, "%s is in a table of a program it does not list", e->var->name);
+            util_errf(err, errlen, "%s is in a table of a program it does not list", e->var->name);
             return -1;
         }
         if (!((e->cmds ? e->cmds : CONFIG_SERVE) & cmd))

@@ -44,16 +44,6 @@ struct creds_provider {
     struct creds_ecs *ecs; /* the container provider's endpoint */
 };
 
-void creds_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void creds_wipe(struct aws_credentials *c)
 {
     if (c)
@@ -186,7 +176,7 @@ static int copy_env(char *dst, size_t cap, const char *name, const char *value, 
 {
     size_t n = strlen(value);
     if (n >= cap) {
-        creds_error(err, errlen, "%s is too long (%zu bytes, at most %zu)", name, n, cap - 1);
+        util_errf(err, errlen, "%s is too long (%zu bytes, at most %zu)", name, n, cap - 1);
         return -1;
     }
     memcpy(dst, value, n + 1);
@@ -205,11 +195,11 @@ static int env_provider(struct creds_provider **out, char *err, size_t errlen)
     if (!akid && !secret)
         return 0;
     if (!akid) {
-        creds_error(err, errlen, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
+        util_errf(err, errlen, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
         return -1;
     }
     if (!secret) {
-        creds_error(err, errlen, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+        util_errf(err, errlen, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
         return -1;
     }
     memset(&c, 0, sizeof(c));
@@ -222,7 +212,7 @@ static int env_provider(struct creds_provider **out, char *err, size_t errlen)
         goto done;
     *out = provider_alloc(CREDS_ENVIRONMENT);
     if (!*out) {
-        creds_error(err, errlen, "credentials: out of memory");
+        util_errf(err, errlen, "credentials: out of memory");
         goto done;
     }
     (*out)->cached = c;
@@ -246,15 +236,15 @@ struct creds_provider *creds_provider_new_default(char *err, size_t errlen)
     if (rc > 0) { /* no I/O here: the first creds_provider_get fetches */
         if (!(p = provider_alloc(CREDS_CONTAINER))) {
             creds_ecs_free(ecs);
-            creds_error(err, errlen, "credentials: out of memory");
+            util_errf(err, errlen, "credentials: out of memory");
             return NULL;
         }
         p->ecs = ecs;
         return p;
     }
-    creds_error(err, errlen,
-                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where "
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set");
+    util_errf(err, errlen,
+              "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where "
+              "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI is set");
     return NULL;
 }
 
@@ -267,7 +257,7 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out, ch
     int rc;
 
     if (!p || !out) {
-        creds_error(err, errlen, "credentials: no provider");
+        util_errf(err, errlen, "credentials: no provider");
         return -1;
     }
     if (p->kind != CREDS_CONTAINER) {
@@ -292,7 +282,7 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out, ch
         while (p->refreshing && p->generation == gen)
             pthread_cond_wait(&p->refreshed, &p->mu);
         if (!p->last_refresh_ok) {
-            creds_error(err, errlen, "%s", p->last_err);
+            util_errf(err, errlen, "%s", p->last_err);
             pthread_mutex_unlock(&p->mu);
             return -1;
         }
@@ -324,10 +314,10 @@ int creds_provider_get(struct creds_provider *p, struct aws_credentials *out, ch
         rc = 0;
     } else {
         if (rc == 0)
-            creds_error(err, errlen,
-                        "container credentials: the endpoint returned expired credentials");
+            util_errf(err, errlen,
+                      "container credentials: the endpoint returned expired credentials");
         else
-            creds_error(err, errlen, "%s", ferr);
+            util_errf(err, errlen, "%s", ferr);
         rc = -1;
     }
     pthread_mutex_unlock(&p->mu);

@@ -50,9 +50,4 @@ int creds_need_refresh(const struct aws_credentials *c, time_t now);
 /* Overwrites the secret parts with zeros. */
 void creds_wipe(struct aws_credentials *c);
 
-/* For the providers: formats an error into err (NULL or 0 length allowed).
- * Never pass a secret. */
-void creds_error(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -60,22 +60,22 @@ static int copy_field(char *dst, size_t cap, json_t *root, const char *key, bool
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
         if (required) {
-            creds_error(err, errlen, "container credentials: missing %s", key);
+            util_errf(err, errlen, "container credentials: missing %s", key);
             return -1;
         }
         dst[0] = '\0';
         return 0;
     }
     if (!json_is_string(v)) {
-        creds_error(err, errlen, "container credentials: %s is not a string", key);
+        util_errf(err, errlen, "container credentials: %s is not a string", key);
         return -1;
     }
     if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v)) {
-        creds_error(err, errlen, "container credentials: %s is too long or contains NUL", key);
+        util_errf(err, errlen, "container credentials: %s is too long or contains NUL", key);
         return -1;
     }
     if (required && json_string_length(v) == 0) {
-        creds_error(err, errlen, "container credentials: %s is empty", key);
+        util_errf(err, errlen, "container credentials: %s is empty", key);
         return -1;
     }
     memcpy(dst, json_string_value(v), json_string_length(v) + 1);
@@ -100,24 +100,24 @@ int creds_parse_container_json(const char *json, size_t len, struct aws_credenti
     int rc = -1;
 
     if (!json || !out) {
-        creds_error(err, errlen, "container credentials: no response");
+        util_errf(err, errlen, "container credentials: no response");
         return -1;
     }
     bool oom;
     root = aws_json_load(json, len, 0, &jerr, &oom);
     if (oom) {
-        creds_error(err, errlen, "container credentials: out of memory");
+        util_errf(err, errlen, "container credentials: out of memory");
         return -1;
     }
     if (!root) {
         /* jerr.text quotes the input near the error, which may be a secret: position only. */
-        creds_error(err, errlen, "container credentials: invalid JSON at line %d column %d",
-                    jerr.line, jerr.column);
+        util_errf(err, errlen, "container credentials: invalid JSON at line %d column %d",
+                  jerr.line, jerr.column);
         return -1;
     }
     memset(&c, 0, sizeof(c));
     if (!json_is_object(root)) {
-        creds_error(err, errlen, "container credentials: response is not a JSON object");
+        util_errf(err, errlen, "container credentials: response is not a JSON object");
         goto done;
     }
     if (copy_field(c.access_key_id, sizeof(c.access_key_id), root, "AccessKeyId", true, err,
@@ -132,7 +132,7 @@ int creds_parse_container_json(const char *json, size_t len, struct aws_credenti
     if (expiration[0]) {
         c.expiration = creds_parse_rfc3339(expiration);
         if (c.expiration == (time_t)-1 || c.expiration == 0) {
-            creds_error(err, errlen, "container credentials: Expiration is not an RFC 3339 time");
+            util_errf(err, errlen, "container credentials: Expiration is not an RFC 3339 time");
             goto done;
         }
     }
@@ -174,20 +174,20 @@ static char *read_token_file(const char *path, char *err, size_t errlen)
     size_t n;
 
     if (!f) {
-        creds_error(err, errlen, "cannot open AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", path,
-                    strerror(errno));
+        util_errf(err, errlen, "cannot open AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", path,
+                  strerror(errno));
         return NULL;
     }
     tok = malloc(ECS_MAX_TOKEN_FILE + 1);
     if (!tok) {
         fclose(f);
-        creds_error(err, errlen, "container credentials: out of memory");
+        util_errf(err, errlen, "container credentials: out of memory");
         return NULL;
     }
     n = fread(tok, 1, ECS_MAX_TOKEN_FILE + 1, f);
     if (ferror(f) || n > ECS_MAX_TOKEN_FILE) {
-        creds_error(err, errlen, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", path,
-                    ferror(f) ? "read error" : "file too large");
+        util_errf(err, errlen, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s", path,
+                  ferror(f) ? "read error" : "file too large");
         fclose(f);
         OPENSSL_cleanse(tok, ECS_MAX_TOKEN_FILE + 1);
         free(tok);
@@ -198,10 +198,10 @@ static char *read_token_file(const char *path, char *err, size_t errlen)
         n--;
     tok[n] = '\0';
     if (n == 0 || has_control_chars(tok) || strlen(tok) != n) {
-        creds_error(err, errlen,
-                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is empty or holds control "
-                    "characters",
-                    path);
+        util_errf(err, errlen,
+                  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s is empty or holds control "
+                  "characters",
+                  path);
         OPENSSL_cleanse(tok, ECS_MAX_TOKEN_FILE + 1);
         free(tok);
         return NULL;
@@ -240,7 +240,7 @@ static struct curl_slist *headers_new(const struct creds_ecs *e, bool *failed, c
     headers = h;
     goto out;
 oom:
-    creds_error(err, errlen, "container credentials: out of memory");
+    util_errf(err, errlen, "container credentials: out of memory");
     *failed = true;
     for (h = headers; h; h = h->next)
         wipe_string(h->data);
@@ -289,7 +289,7 @@ int creds_ecs_fetch(const struct creds_ecs *e, struct aws_credentials *out, char
     if (!(headers = headers_new(e, &failed, err, errlen)) || failed)
         goto done;
     if (!(curl = curl_easy_init()) || easy_setup(curl, e, headers, &body) != 0) {
-        creds_error(err, errlen, "container credentials: cannot set up libcurl");
+        util_errf(err, errlen, "container credentials: cannot set up libcurl");
         goto done;
     }
     for (unsigned attempts = 0;;) {
@@ -310,10 +310,10 @@ int creds_ecs_fetch(const struct creds_ecs *e, struct aws_credentials *out, char
         /* Only the status or curl's error name: the body may carry credentials. */
         if (cc != CURLE_OK) {
             why.kind = aws_error_kind_of_curl(cc);
-            creds_error(err, errlen, "container credentials endpoint: %s", curl_easy_strerror(cc));
+            util_errf(err, errlen, "container credentials endpoint: %s", curl_easy_strerror(cc));
         } else {
             why.kind = aws_error_kind_of_status(status, NULL);
-            creds_error(err, errlen, "container credentials endpoint returned HTTP %ld", status);
+            util_errf(err, errlen, "container credentials endpoint returned HTTP %ld", status);
         }
         if (!aws_retry_allowed(&ecs_retry, &why, attempts))
             break; /* e.g. a bad token: retrying will not help */
@@ -338,29 +338,17 @@ static bool http_host_allowed(const char *host)
     char bare[256];
     unsigned char a6[16];
     struct in_addr a4;
-    size_t n = strlen(host);
+    static const unsigned char eks6[16] = {0xfd, 0x00, 0x0e, 0xc2, [15] = 0x23};
 
-    if (n >= sizeof(bare))
-        return false;
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        memcpy(bare, host + 1, n - 2);
-        bare[n - 2] = '\0';
-    } else {
-        memcpy(bare, host, n + 1);
-    }
-    if (!strcasecmp(bare, "localhost"))
+    if (util_host_is_loopback(host))
         return true;
+    if (!util_host_unbracket(host, bare, sizeof(bare)))
+        return false;
     if (inet_pton(AF_INET, bare, &a4) == 1) {
         uint32_t ip = ntohl(a4.s_addr);
-        return (ip >> 24) == 127 || ip == 0xA9FEAA02u /* 169.254.170.2 */ ||
-               ip == 0xA9FEAA17u /* 169.254.170.23 */;
+        return ip == 0xA9FEAA02u /* 169.254.170.2 */ || ip == 0xA9FEAA17u /* 169.254.170.23 */;
     }
-    if (inet_pton(AF_INET6, bare, a6) == 1) {
-        static const unsigned char loop6[16] = {[15] = 1};
-        static const unsigned char eks6[16] = {0xfd, 0x00, 0x0e, 0xc2, [15] = 0x23};
-        return !memcmp(a6, loop6, 16) || !memcmp(a6, eks6, 16);
-    }
-    return false;
+    return inet_pton(AF_INET6, bare, a6) == 1 && !memcmp(a6, eks6, 16);
 }
 
 static int check_full_uri(const char *uri, char *err, size_t errlen)
@@ -370,23 +358,22 @@ static int check_full_uri(const char *uri, char *err, size_t errlen)
     int rc = -1;
 
     if (!u) {
-        creds_error(err, errlen, "credentials: out of memory");
+        util_errf(err, errlen, "credentials: out of memory");
         return -1;
     }
     if (curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        creds_error(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL");
+        util_errf(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI is not a valid URL");
         goto done;
     }
     if (!strcasecmp(scheme, "https") || (!strcasecmp(scheme, "http") && http_host_allowed(host))) {
         rc = 0;
     } else {
-        creds_error(
-            err, errlen,
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address "
-            "or the ECS/EKS container endpoint (host %.100s is not)",
-            host);
+        util_errf(err, errlen,
+                  "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a loopback address "
+                  "or the ECS/EKS container endpoint (host %.100s is not)",
+                  host);
     }
 done:
     curl_free(scheme);
@@ -409,22 +396,22 @@ int creds_ecs_from_env(struct creds_ecs **out, char *err, size_t errlen)
     if (!rel && !full)
         return 0;
     if (!(e = calloc(1, sizeof(*e)))) {
-        creds_error(err, errlen, "credentials: out of memory");
+        util_errf(err, errlen, "credentials: out of memory");
         return -1;
     }
     if (rel) { /* the relative form wins, as in the SDKs */
         if (rel[0] != '/') {
-            creds_error(err, errlen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'");
+            util_errf(err, errlen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'");
             goto fail;
         }
         n = snprintf(e->url, sizeof(e->url), "%s%s", ECS_CONTAINER_HOST, rel);
         if (n > 0 && (size_t)n < sizeof(e->url) && !aws_url_valid(e->url, why, sizeof(why))) {
-            creds_error(err, errlen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI %s", why);
+            util_errf(err, errlen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI %s", why);
             goto fail;
         }
     } else {
         if (!aws_url_valid(full, why, sizeof(why))) {
-            creds_error(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI %s", why);
+            util_errf(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI %s", why);
             goto fail;
         }
         if (check_full_uri(full, err, errlen) < 0)
@@ -436,8 +423,8 @@ int creds_ecs_from_env(struct creds_ecs **out, char *err, size_t errlen)
                 goto oom;
         } else if (token) {
             if (has_control_chars(token)) {
-                creds_error(err, errlen,
-                            "AWS_CONTAINER_AUTHORIZATION_TOKEN holds control characters");
+                util_errf(err, errlen,
+                          "AWS_CONTAINER_AUTHORIZATION_TOKEN holds control characters");
                 goto fail;
             }
             if (!(e->auth_token = strdup(token)))
@@ -445,13 +432,13 @@ int creds_ecs_from_env(struct creds_ecs **out, char *err, size_t errlen)
         }
     }
     if (n < 0 || (size_t)n >= sizeof(e->url)) {
-        creds_error(err, errlen, "container credentials URI is too long");
+        util_errf(err, errlen, "container credentials URI is too long");
         goto fail;
     }
     *out = e;
     return 1;
 oom:
-    creds_error(err, errlen, "credentials: out of memory");
+    util_errf(err, errlen, "credentials: out of memory");
 fail:
     creds_ecs_free(e);
     return -1;

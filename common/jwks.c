@@ -20,22 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define JWKS_RSA_MAX_BYTES (JWKS_RSA_MAX_BITS / 8)
 #define JWKS_RSA_MAX_E_BYTES 8
 #define JWKS_EC_COORD_BYTES 32
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- base64url ---- */
 
@@ -363,12 +352,13 @@ struct jwks *jwks_parse(const char *json, size_t len, jwks_warn_fn warn, void *c
 
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        set_err(err, errlen, "JWKS is not valid JSON (line %d, column %d)", jerr.line, jerr.column);
+        util_errf(err, errlen, "JWKS is not valid JSON (line %d, column %d)", jerr.line,
+                  jerr.column);
         return NULL;
     }
     keys = json_object_get(root, "keys");
     if (!json_is_object(root) || !json_is_array(keys)) {
-        set_err(err, errlen, "JWKS has no \"keys\" array");
+        util_errf(err, errlen, "JWKS has no \"keys\" array");
         goto fail;
     }
     ks = calloc(1, sizeof(*ks));
@@ -376,7 +366,7 @@ struct jwks *jwks_parse(const char *json, size_t len, jwks_warn_fn warn, void *c
                 !(ks->keys = calloc(json_array_size(keys) < JWKS_MAX_KEYS ? json_array_size(keys)
                                                                           : JWKS_MAX_KEYS,
                                     sizeof(*ks->keys))))) {
-        set_err(err, errlen, "JWKS: out of memory");
+        util_errf(err, errlen, "JWKS: out of memory");
         goto fail;
     }
     json_array_foreach(keys, i, obj)
@@ -396,13 +386,13 @@ struct jwks *jwks_parse(const char *json, size_t len, jwks_warn_fn warn, void *c
         ks->keys[ks->n++] = k;
     }
     if (jwks_usable(ks, NULL) == 0) {
-        set_err(err, errlen,
-                "JWKS holds no signature key this service can use (RSA >= 2048 bits or EC "
-                "P-256)");
+        util_errf(err, errlen,
+                  "JWKS holds no signature key this service can use (RSA >= 2048 bits or EC "
+                  "P-256)");
         goto fail;
     }
     if (fingerprint(ks) < 0) {
-        set_err(err, errlen, "JWKS: cannot hash the key set");
+        util_errf(err, errlen, "JWKS: cannot hash the key set");
         goto fail;
     }
     json_decref(root);

@@ -3,12 +3,15 @@
  */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,4 +202,44 @@ char *util_json_dumps(const json_t *j, size_t flags)
         return NULL;
     }
     return b.data;
+}
+
+void util_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool util_host_unbracket(const char *host, char *out, size_t outlen)
+{
+    size_t n = strlen(host);
+    if (n >= outlen)
+        return false;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(out, host + 1, n - 2);
+        out[n - 2] = '\0';
+    } else {
+        memcpy(out, host, n + 1);
+    }
+    return true;
+}
+
+bool util_host_is_loopback(const char *host)
+{
+    char bare[256];
+    unsigned char a6[16];
+    struct in_addr a4;
+    static const unsigned char loop6[16] = {[15] = 1};
+
+    if (!util_host_unbracket(host, bare, sizeof(bare)))
+        return false;
+    if (!strcasecmp(bare, "localhost"))
+        return true;
+    if (inet_pton(AF_INET, bare, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, bare, a6) == 1 && !memcmp(a6, loop6, sizeof(a6));
 }

@@ -37,6 +37,17 @@ char *util_read_file(const char *path, size_t limit, size_t *len);
  * returns it, or returns NULL when none exists. */
 const char *util_data_path(const char *env, const char *const *rel, char *buf, size_t len);
 
+/* Formats into err (when err is not NULL and errlen > 0): the one way every
+ * module reports what went wrong to its caller. */
+void util_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* host as a URL gives it (an IPv6 address in brackets) without the brackets,
+ * into out; false when it does not fit. */
+bool util_host_unbracket(const char *host, char *out, size_t outlen);
+/* True for "localhost", 127.0.0.0/8 and ::1: a host nothing leaves the machine for. */
+bool util_host_is_loopback(const char *host);
+
 /* A growable buffer; len never counts the terminating NUL that is always kept. */
 struct buf {
     char *data;
