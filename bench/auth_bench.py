@@ -106,11 +106,7 @@ def main():
         B.log(f"interrupted ({e})")
         return 130
     finally:
-        B.Proc.stop_all()
-        for q in list(r.queues):
-            r.delete_queue(q)
-        r.sampler.stop_ev.set()
-        r.drop_db()
+        r.close()
 
 
 if __name__ == "__main__":

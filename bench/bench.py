@@ -330,6 +330,14 @@ class Bench:
         self.sqs_pids = set(int(x) for x in a.sqs_pid.split(",") if x) if a.sqs_pid else set()
         self.sampler = CpuSampler(self.classify)
 
+    def close(self):
+        """Stops every process of the run, deletes its queues and its database."""
+        Proc.stop_all()
+        for q in list(self.queues):
+            self.delete_queue(q)
+        self.sampler.stop_ev.set()
+        self.drop_db()
+
     # -- cpu grouping
     def _postmaster_pid(self):
         try:
