@@ -26,7 +26,8 @@ suite() {
   fi
 }
 
-scripts/bootstrap.sh $( ((quick)) || echo --with-containers) || exit 1
+# --with-tests: pytest, psycopg and Schemathesis in .venv, clang, valgrind, wrk
+scripts/bootstrap.sh --with-tests $( ((quick)) || echo --with-containers) || exit 1
 scripts/build.sh || exit 1
 scripts/build.sh --asan || exit 1
 
