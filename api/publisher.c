@@ -127,6 +127,12 @@ static void exec_arrays(struct publisher *p, const char *sql, const char *const 
                         size_t rows, const char *what)
 {
     char err[512];
+    for (int i = 0; i < n; i++) {
+        if (!params[i]) { /* the rows stay as they are: the relay sees them again */
+            log_warn(NULL, "publisher: could not %s %zu outbox rows: out of memory", what, rows);
+            return;
+        }
+    }
     PGresult *r = PQexecParams(p->db, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         db_error(p->db, r, err, sizeof(err));
