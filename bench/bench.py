@@ -52,6 +52,18 @@ def _on_signal(signum, frame):
     raise Interrupted(f"signal {signum}")
 
 
+def run_closing(run, body):
+    """body()'s exit status, 130 when a signal interrupted it; run is closed
+    (what it started stopped) either way."""
+    try:
+        return body()
+    except Interrupted as e:
+        log(f"interrupted ({e})")
+        return 130
+    finally:
+        run.close()
+
+
 # ----------------------------------------------------------------- CPU sampling
 class CpuSampler(threading.Thread):
     """Samples /proc/*/stat twice a second and adds up CPU time per group of
