@@ -68,6 +68,8 @@ enum MHD_Result http_send_text(struct req_ctx *c, int status, const char *type, 
     enum MHD_Result ret = MHD_queue_response(c->conn, (unsigned)status, r);
     MHD_destroy_response(r);
     metrics_api_count(c->route, status);
+    if (status >= 400 && c->route == R_ORDERS && c->method && strcmp(c->method, "POST") == 0)
+        metrics_api_order_refused(status);
     c->status = status;
     c->bytes_out = len;
     c->responded = true;
@@ -337,6 +339,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     int64_t took = util_mono_ms() - c->start_ms;
     histogram_observe_ms(&api_metrics.request_latency, (double)took);
+    emf_dist_observe(&api_metrics.http_latency_ms, (double)took);
     if (c->responded) {
         struct log_fields f = {.correlation_id = c->correlation_id,
                                .principal = c->caller.authenticated ? c->caller.principal : NULL};

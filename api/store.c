@@ -256,6 +256,8 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
         return failed(c, r);
     bool canceled = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     PQclear(r);
+    if (canceled)
+        atomic_fetch_add(&api_metrics.orders_canceled, 1);
     enum store_rc rc = store_get_order(id, customer, order);
     if (rc != STORE_OK)
         return rc;

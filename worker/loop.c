@@ -326,6 +326,8 @@ static void poison(struct held *h, const char *reason)
     struct log_fields f = fields_of(h);
     atomic_fetch_add(&wmetrics.failed, 1);
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
+    if (h->receive_count == 0 || h->receive_count >= wcfg.max_receive_count)
+        atomic_fetch_add(&wmetrics.dlq_bound, 1);
     struct held *one[1] = {h};
     change_visibility(one, 1, (int)wcfg.poison_delay_s);
     held_free(h);
@@ -397,6 +399,7 @@ static void log_rejected(const struct sqs_rejected *r)
     struct log_fields f = {.message_id = r->message_id[0] ? r->message_id : NULL};
     char msg[640];
     atomic_fetch_add(&wmetrics.failed, 1);
+    atomic_fetch_add(&wmetrics.dlq_bound, 1); /* its receive count is unknown */
     snprintf(msg, sizeof(msg), "malformed message left for the dead-letter queue: %s",
              r->why.message);
     log_kv(LOG_ERROR, &f, msg, "receipt_handle_present", (long long)r->has_receipt_handle, NULL);
@@ -477,6 +480,7 @@ static void pay_done(struct held **due, size_t n, const bool *paid)
             int64_t e2e = wall - h->order_created_ms;
             atomic_fetch_add(&wmetrics.processed, 1);
             histogram_observe_ms(&wmetrics.payment_latency, (double)pay_ms);
+            emf_dist_observe(&wmetrics.payment_latency_ms, (double)pay_ms);
             histogram_observe_ms(&wmetrics.end_to_end_latency, (double)e2e);
             log_kv(LOG_INFO, &f, "order processed", "payment_ms", (long long)pay_ms,
                    "end_to_end_ms", (long long)e2e, NULL);
@@ -607,6 +611,8 @@ static void on_done(CURL *easy, CURLcode code)
     struct sqs_request *req = o->req;
     if (sqs_request_complete(req, code, &err) != 0) {
         atomic_fetch_add(&wmetrics.sqs_errors, 1);
+        if (o->kind == OP_RECEIVE)
+            atomic_fetch_add(&wmetrics.receive_errors, 1);
         bool retry = sqs_error_retryable(&err) &&
                      (o->kind == OP_RECEIVE || sqs_request_attempts(req) < DELETE_RETRIES);
         if (o->kind == OP_RECEIVE && L.stopping)
