@@ -11,6 +11,7 @@ namespace against what the programs emit.
 import json
 import re
 import time
+import uuid
 
 import requests
 
@@ -255,3 +256,42 @@ def test_outbox_backlog_limit_answers_503_overloaded(procs):
     assert max(d["OutboxBacklog"] for d in docs) == 3
     assert total(docs, "PublishErrors") >= 1
     assert max(d["OutboxOldestAge"] for d in docs) > 0
+
+
+def test_worker_counts_dlq_bound_messages_once_and_receive_errors(queues, sqs, procs):
+    queue, dlq = queues  # maxReceiveCount 2
+    bodies = [
+        "this is not json",
+        json.dumps({"type": "order.created", "version": 1, "order_id": str(uuid.uuid4())}),
+    ]
+    ids = [sqs.send_message(QueueUrl=queue, MessageBody=b)["MessageId"] for b in bodies]
+    w = Worker(queue, dict(EMF, WORKER_POISON_DELAY_S="0", WORKER_MAX_RECEIVE_COUNT="2"))
+    procs.append(w)
+    got = set()
+    deadline = time.time() + 60
+    while len(got) < len(ids) and time.time() < deadline:
+        for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
+                                     WaitTimeSeconds=1).get("Messages", []):
+            got.add(m["MessageId"])
+    assert got == set(ids)
+    assert w.stop() == 0
+    docs = emf_lines(w)
+    for d in docs:
+        check_emf(d)
+    # each poison message was received twice, and counted on its last receive only
+    assert total(docs, "MessagesReceived") == 4
+    assert total(docs, "DlqBound") == 2
+    assert total(docs, "OrdersProcessed") == 0
+    assert total(docs, "ReceiveErrors") == 0
+
+    # SQS unreachable: the failed long polls are counted
+    dead = f"http://127.0.0.1:{free_port()}"
+    w2 = Worker(f"{dead}/000000000000/gone", dict(EMF, AWS_ENDPOINT_URL_SQS=dead))
+    procs.append(w2)
+    deadline = time.time() + 30
+    while time.time() < deadline and not re.search(r'"ReceiveErrors":[1-9]', w2.text()):
+        time.sleep(0.2)
+    assert w2.stop() == 0
+    docs = emf_lines(w2)
+    assert total(docs, "ReceiveErrors") >= 1
+    assert total(docs, "MessagesReceived") == 0
