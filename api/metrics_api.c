@@ -123,6 +123,13 @@ enum MHD_Result metrics_api_page(struct req_ctx *c)
     metrics_header(&b, "order_api_outbox_rejected_total", "counter",
                    "Outbox rows SQS refused for good (SenderFault), parked");
     metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
+    metrics_header(&b, "order_api_overloaded_total", "counter",
+                   "POST /orders answered 503 overloaded (outbox backlog at OUTBOX_MAX_BACKLOG)");
+    metrics_sample(&b, "order_api_overloaded_total", "",
+                   (double)atomic_load(&api_metrics.overloaded));
+    metrics_header(&b, "order_api_orders_canceled_total", "counter", "Orders canceled");
+    metrics_sample(&b, "order_api_orders_canceled_total", "",
+                   (double)atomic_load(&api_metrics.orders_canceled));
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));

@@ -235,6 +235,9 @@ def test_outbox_backlog_limit_answers_503_overloaded(procs):
     # the process is healthy: a load balancer must keep it
     assert requests.get(api.url + "/readyz", timeout=5).status_code == 200
     assert requests.get(api.url + "/healthz", timeout=5).status_code == 200
+    prom = requests.get(api.metrics_url, timeout=5).text  # Prometheus sees the same
+    assert f"order_api_overloaded_total {refused}" in prom
+    assert "order_api_outbox_backlog 3" in prom
     time.sleep(1.5)  # let an interval pass with the backlog standing
     assert api.stop() == 0
     elapsed = time.time() - started
