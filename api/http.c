@@ -289,7 +289,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = c;
         c->conn = conn;
         c->method = method;
-        c->start_ms = util_mono_ms();
+        c->start_us = util_mono_us();
         atomic_fetch_add(&in_flight, 1);
         buf_init(&c->body, ORDER_MAX_BODY_BYTES);
         return on_headers(c, url, method);
@@ -337,9 +337,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_ctx *c = *con_cls;
     if (!c)
         return;
-    int64_t took = util_mono_ms() - c->start_ms;
-    histogram_observe_ms(&api_metrics.request_latency, (double)took);
-    emf_dist_observe(&api_metrics.http_latency_ms, (double)took);
+    int64_t took_us = util_mono_us() - c->start_us, took = took_us / 1000;
+    histogram_observe_ms(&api_metrics.request_latency, (double)took_us / 1000.0);
+    emf_dist_observe(&api_metrics.http_latency_ms, (double)took_us / 1000.0);
     if (c->responded) {
         struct log_fields f = {.correlation_id = c->correlation_id,
                                .principal = c->caller.authenticated ? c->caller.principal : NULL};

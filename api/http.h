@@ -42,7 +42,7 @@ struct req_ctx {
     uint64_t bytes_out;
     struct create_job *job;
     struct MHD_Connection *conn;
-    int64_t start_ms;
+    int64_t start_us;                      /* monotonic */
     struct req_ctx *susp_prev, *susp_next; /* suspended POSTs, for shutdown */
 };
 
