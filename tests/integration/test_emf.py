@@ -148,6 +148,8 @@ def test_emf_lines_follow_the_spec_and_cover_the_dashboard(queue, procs):
     r = requests.post(f"{api.url}/orders/{oid}/cancel", headers=tokens.admin_headers(), timeout=10)
     assert r.status_code == 200, r.text
     assert api.post({"customer_id": "c-1"}).status_code == 422
+    r = requests.post(api.url + "/orders", json={}, timeout=10)  # no token
+    assert r.status_code == 401
     w = Worker(queue, EMF)
     procs.append(w)
     ids = []
@@ -182,10 +184,13 @@ def test_emf_lines_follow_the_spec_and_cover_the_dashboard(queue, procs):
             assert total(docs, "OrdersAccepted") == 3
             assert total(docs, "OrdersCanceled") == 1
             assert total(docs, "OrdersRejectedInvalid") == 1
-            assert total(docs, "OrdersRejected") == 1
+            assert total(docs, "OrdersRejectedAuth") == 1
+            assert total(docs, "AuthFailures") == 1
+            assert total(docs, "OrdersRejected") == 2
+            assert total(docs, "Http5xx") == 0
             assert total(docs, "Overloaded") == 0
-            assert total(docs, "HttpRequests") >= 5
-            assert total(docs, "HttpLatency") >= 5  # the Counts
+            assert total(docs, "HttpRequests") >= 6
+            assert total(docs, "HttpLatency") >= 6  # the Counts
             assert total(docs, "OrdersPublished") >= 3
             assert docs[-1]["OutboxBacklog"] == 0
         else:
