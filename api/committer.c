@@ -2,8 +2,9 @@
  * committer.c - group commit of new orders.
  *
  * HTTP threads validate a POST and queue it here; this one thread takes
- * everything queued and writes it in ONE statement (orders, outbox rows and
- * RECEIVED events together, so an order never exists without its message).
+ * everything queued and writes it in ONE statement (orders, outbox rows,
+ * RECEIVED steps and order.created events together, so an order never exists
+ * without its message or its event).
  * Batches form by themselves: while one commit runs, the next requests queue
  * up, so under load each commit carries many orders and when idle each order
  * commits alone with no added wait.
@@ -20,6 +21,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 
 static pthread_mutex_t cm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,7 +46,7 @@ static const char insert_sql[] =
     "                      created_by)"
     "  SELECT id, customer_id, items, total_cents, currency, correlation_id,"
     "         nullif(created_by, '') FROM input"
-    "  RETURNING id, created_at"
+    "  RETURNING id, created_at, orders AS o"
     "), ob AS ("
     "  INSERT INTO outbox (order_id, body, correlation_id, trace_header, traceparent, queue_url)"
     "  SELECT id, body, correlation_id, nullif(trace_header, ''), nullif(traceparent, ''), $11"
@@ -55,11 +57,16 @@ static const char insert_sql[] =
     "         jsonb_build_object('trace_header', nullif(trace_header, ''),"
     "                            'traceparent', nullif(traceparent, ''))"
     "  FROM input"
-    ")"
-    "SELECT ins.id::text,"
-    "       to_char(ins.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-    "       ob.outbox_id, (extract(epoch FROM ins.created_at) * 1000)::bigint"
-    "  FROM ins JOIN ob ON ob.order_id = ins.id";
+    "), evo AS (" EVENT_OUTBOX_APPEND(
+        EVENT_CREATED,
+        "(SELECT ins.o, input.trace_header FROM ins JOIN input ON input.id = ins.id)",
+        "nullif(s.trace_header, '')") ")"
+                                      "SELECT ins.id::text,"
+                                      "       to_char(ins.created_at AT TIME ZONE 'UTC', "
+                                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+                                      "       ob.outbox_id, (extract(epoch FROM ins.created_at) * "
+                                      "1000)::bigint"
+                                      "  FROM ins JOIN ob ON ob.order_id = ins.id";
 
 static int ensure_db(char *err, size_t errlen)
 {

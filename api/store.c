@@ -4,7 +4,8 @@
  *
  * Cancellation and payment race on the same row: both are single conditional
  * UPDATEs (WHERE status = 'PENDING'), so PostgreSQL's row lock decides, and
- * whichever loses sees the other's result and changes nothing.
+ * whichever loses sees the other's result and changes nothing. A cancel
+ * appends its order.canceled event in the same statement.
  */
 #include "store.h"
 
@@ -15,6 +16,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 
 static pthread_key_t store_key;
@@ -226,12 +228,14 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
         "WITH upd AS (UPDATE orders SET status = 'CANCELED', canceled_at = now(),"
         "   updated_at = now() WHERE id = $1 AND status = 'PENDING' AND " TENANT(
             4) ""
-               "   RETURNING id, correlation_id),"
+               "   RETURNING id, correlation_id, orders AS o),"
                " ev AS (INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
                "   SELECT id, 'CANCELED', $2, correlation_id,"
                "          jsonb_build_object('request_correlation_id', $3::text,"
-               "                             'canceled_by', $5::text) FROM upd)"
-               " SELECT count(*) FROM upd",
+               "                             'canceled_by', $5::text) FROM upd),"
+               " evo AS (" EVENT_OUTBOX_APPEND(
+                   EVENT_CANCELED, "upd", EVENT_OUTBOX_TRACE_RECEIVED) ")"
+                                                                       " SELECT count(*) FROM upd",
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);

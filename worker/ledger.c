@@ -4,7 +4,9 @@
  * Payment at most once: the PENDING -> PROCESSED update and the payments row
  * (unique per order) are one statement, hence one transaction. A redelivered
  * or duplicated message finds the order no longer PENDING and pays nothing;
- * a cancel that wins the row lock first leaves nothing to pay either.
+ * a cancel that wins the row lock first leaves nothing to pay either. The
+ * same statement appends the order.processed event (event_outbox.h), so the
+ * event exists exactly when the payment does.
  *
  * Statements are sent and their answers collected separately, so the event
  * loop never waits for PostgreSQL: it sends, polls the connection's socket
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 #include "worker.h"
 
@@ -47,7 +50,7 @@ static const char pay_sql[] =
     " paid AS ("
     "  UPDATE orders o SET status = 'PROCESSED', processed_at = now(), updated_at = now()"
     "  FROM input WHERE o.id = input.id AND o.status = 'PENDING'"
-    "  RETURNING o.id, input.ord, o.total_cents, o.currency, o.correlation_id),"
+    "  RETURNING o.id, input.ord, o.total_cents, o.currency, o.correlation_id, o),"
     " pay AS ("
     "  INSERT INTO payments (order_id, amount_cents, currency, worker)"
     "  SELECT id, total_cents, currency, $2 FROM paid ON CONFLICT (order_id) DO NOTHING),"
@@ -56,8 +59,10 @@ static const char pay_sql[] =
     "  SELECT p.id, s.step, $2, p.correlation_id,"
     "         CASE WHEN s.step = 'PAYMENT_APPROVED' THEN jsonb_build_object('amount_cents',"
     "              p.total_cents, 'currency', p.currency) ELSE '{}'::jsonb END"
-    "  FROM paid p CROSS JOIN (VALUES (1, 'PAYMENT_APPROVED'), (2, 'PROCESSED')) AS s(ord, step))"
-    "SELECT ord FROM paid";
+    "  FROM paid p CROSS JOIN (VALUES (1, 'PAYMENT_APPROVED'), (2, 'PROCESSED')) AS s(ord, step)),"
+    " evo AS (" EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid",
+                                    EVENT_OUTBOX_TRACE_RECEIVED) ")"
+                                                                 "SELECT ord FROM paid";
 
 static int ensure(struct ledger *l, char *err, size_t errlen)
 {
