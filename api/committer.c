@@ -35,6 +35,7 @@ static bool cm_done;        /* the thread has finished, under cm_lock */
 
 /* One statement: a data-modifying CTE is atomic, and the outbox's foreign key
  * is checked at the end of the statement, after the orders are in. */
+/* clang-format off */
 static const char insert_sql[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bigint[], $5::text[],"
@@ -57,16 +58,16 @@ static const char insert_sql[] =
     "         jsonb_build_object('trace_header', nullif(trace_header, ''),"
     "                            'traceparent', nullif(traceparent, ''))"
     "  FROM input"
-    "), evo AS (" EVENT_OUTBOX_APPEND(
-        EVENT_CREATED,
+    "), evo AS ("
+    EVENT_OUTBOX_APPEND(EVENT_CREATED,
         "(SELECT ins.o, input.trace_header FROM ins JOIN input ON input.id = ins.id)",
-        "nullif(s.trace_header, '')") ")"
-                                      "SELECT ins.id::text,"
-                                      "       to_char(ins.created_at AT TIME ZONE 'UTC', "
-                                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-                                      "       ob.outbox_id, (extract(epoch FROM ins.created_at) * "
-                                      "1000)::bigint"
-                                      "  FROM ins JOIN ob ON ob.order_id = ins.id";
+        "nullif(s.trace_header, '')")
+    ")"
+    "SELECT ins.id::text,"
+    "       to_char(ins.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+    "       ob.outbox_id, (extract(epoch FROM ins.created_at) * 1000)::bigint"
+    "  FROM ins JOIN ob ON ob.order_id = ins.id";
+/* clang-format on */
 
 static int ensure_db(char *err, size_t errlen)
 {

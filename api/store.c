@@ -214,6 +214,9 @@ enum store_rc store_order_events(const char *id, const char *customer, json_t **
     return STORE_OK;
 }
 
+/* The order.canceled event of the row upd returns (event_outbox.h). */
+#define CANCELED_EVENT EVENT_OUTBOX_APPEND(EVENT_CANCELED, "upd", EVENT_OUTBOX_TRACE_RECEIVED)
+
 enum store_rc store_cancel_order(const char *id, const char *customer, const char *principal,
                                  const char *correlation_id, json_t **order)
 {
@@ -233,9 +236,8 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
                "   SELECT id, 'CANCELED', $2, correlation_id,"
                "          jsonb_build_object('request_correlation_id', $3::text,"
                "                             'canceled_by', $5::text) FROM upd),"
-               " evo AS (" EVENT_OUTBOX_APPEND(
-                   EVENT_CANCELED, "upd", EVENT_OUTBOX_TRACE_RECEIVED) ")"
-                                                                       " SELECT count(*) FROM upd",
+               " evo AS (" CANCELED_EVENT ")"
+               " SELECT count(*) FROM upd",
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);

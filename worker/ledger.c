@@ -44,6 +44,9 @@ static const char lookup_sql[] =
     ")"
     "SELECT m.ord, f.status, f.correlation_id, f.created_ms FROM found f JOIN m ON m.id = f.id";
 
+/* The order.processed event of each row paid returns (event_outbox.h). */
+#define PROCESSED_EVENT EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid", EVENT_OUTBOX_TRACE_RECEIVED)
+
 static const char pay_sql[] =
     "WITH input AS (SELECT DISTINCT ON (id) id, ord"
     "  FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY id, ord),"
@@ -60,9 +63,8 @@ static const char pay_sql[] =
     "         CASE WHEN s.step = 'PAYMENT_APPROVED' THEN jsonb_build_object('amount_cents',"
     "              p.total_cents, 'currency', p.currency) ELSE '{}'::jsonb END"
     "  FROM paid p CROSS JOIN (VALUES (1, 'PAYMENT_APPROVED'), (2, 'PROCESSED')) AS s(ord, step)),"
-    " evo AS (" EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid",
-                                    EVENT_OUTBOX_TRACE_RECEIVED) ")"
-                                                                 "SELECT ord FROM paid";
+    " evo AS (" PROCESSED_EVENT ")"
+    "SELECT ord FROM paid";
 
 static int ensure(struct ledger *l, char *err, size_t errlen)
 {
