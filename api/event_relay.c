@@ -190,15 +190,15 @@ static void send_entries(struct event_relay *r, const struct events_entry *e, co
 
 static void log_outcome(const PGresult *res, int row, const struct event_outbox_result *o)
 {
+    /* message_id is the event's own id (Detail.id), the one consumers see */
     struct log_fields f = {.order_id = PQgetvalue(res, row, 1),
                            .correlation_id = PQgetvalue(res, row, 5),
-                           .message_id = o->event_id[0] ? o->event_id : NULL};
+                           .message_id = PQgetvalue(res, row, 0)};
     if (o->outcome == EVENT_OUTBOX_SENT)
-        log_msg(LOG_DEBUG, &f, "order event published: %s %s", PQgetvalue(res, row, 2),
-                PQgetvalue(res, row, 0));
+        log_msg(LOG_INFO, &f, "order event published: %s", PQgetvalue(res, row, 2));
     else if (o->outcome == EVENT_OUTBOX_PARK)
-        log_msg(LOG_ERROR, &f, "EventBridge refused order event %s %s for good; parked: %s",
-                PQgetvalue(res, row, 2), PQgetvalue(res, row, 0), o->error);
+        log_msg(LOG_ERROR, &f, "order event refused for good, parked: %s: %s",
+                PQgetvalue(res, row, 2), o->error);
 }
 
 /* Claims, sends and records one round. Returns the rows claimed, 0 when
@@ -251,8 +251,6 @@ static int relay_round(struct event_relay *r)
     atomic_fetch_add(&r->published, sent);
     atomic_fetch_add(&r->errors, n - sent);
     atomic_fetch_add(&r->rejected, parked);
-    if (sent)
-        log_kv(LOG_INFO, NULL, "order events published", "events", (long long)sent, NULL);
     return rc;
 }
 

@@ -291,3 +291,31 @@ def test_events_off_without_a_bus_name(queue, db, procs):
                       (oid,)).fetchall()
     assert sorted(r[0] for r in rows) == ["order.created", "order.processed"]
     assert all(r[1] == 0 and r[2] is None for r in rows), rows
+
+
+def test_an_event_eventbridge_cannot_take_is_parked_not_retried(bus, sqs, queue, db, procs):
+    name, target = bus
+    api = Api(queue, extra_env=events_env(name))
+    procs.append(api)
+    oid = api.post().json()["id"]
+    bad = str(uuid.uuid4())
+    # a Detail that is not a JSON object: PutEvents can never accept it
+    db.execute("INSERT INTO event_outbox (id, order_id, detail_type, detail)"
+               " VALUES (%s, %s, 'order.created', '[1]')", (bad, oid))
+    deadline = time.time() + 30
+    row = None
+    while time.time() < deadline:
+        row = db.execute("SELECT rejected_at IS NOT NULL, sent_at, attempts, last_error"
+                         " FROM event_outbox WHERE id = %s", (bad,)).fetchone()
+        if row[0]:
+            break
+        time.sleep(0.1)
+    assert row[0] and row[1] is None and row[2] == 1, row
+    assert "Detail" in row[3]
+    assert metric(api, "order_api_events_rejected_total") >= 1
+    # the order's own event still went out
+    Collector(sqs, target).until({oid}, {(oid, "order.created")})
+    assert api.stop() == 0
+    parked = [ln for ln in api.lines() if ln.get("message_id") == bad]
+    assert len(parked) == 1 and parked[0]["level"] == "error", parked
+    assert parked[0]["order_id"] == oid
