@@ -34,7 +34,7 @@
 #include "log.h"
 
 #define RELAY_POLL_MS 250
-#define RELAY_CLAIM_MAX 100
+#define RELAY_CLAIM_MAX 100 /* rows a round claims: the LIMIT of claim_sql */
 #define RELAY_ROUNDS_MAX 20 /* full rounds in a row before waiting again */
 #define BACKLOG_EVERY_MS 5000
 #define PURGE_EVERY_MS 60000
@@ -47,6 +47,7 @@ struct event_relay {
     bool enabled; /* EVENT_BUS_NAME set */
 
     PGconn *db;
+    struct aws_config cfg; /* api_cfg.events with the relay's shorter calls */
     struct creds_provider *creds;
     struct aws_client *events;
 
@@ -64,6 +65,7 @@ static const char claim_sql[] =
     "       coalesce(detail::json ->> 'correlation_id', '')"
     " FROM event_outbox WHERE sent_at IS NULL AND rejected_at IS NULL AND next_attempt_at <= now()"
     " ORDER BY next_attempt_at, created_at LIMIT 100 FOR UPDATE SKIP LOCKED";
+_Static_assert(RELAY_CLAIM_MAX == 100, "claim_sql's LIMIT");
 
 static const char mark_sent_sql[] =
     "UPDATE event_outbox SET sent_at = now(), attempts = attempts + 1, event_id = m.event_id,"
@@ -336,12 +338,13 @@ int event_relay_start(char *err, size_t errlen)
                        "unsent)");
     } else {
         /* Short calls: the outbox retries, and a stop must not wait on a dead endpoint. */
-        api_cfg.events.max_attempts = 2;
-        api_cfg.events.request_timeout_ms = 5000;
+        r->cfg = api_cfg.events;
+        r->cfg.max_attempts = 2;
+        r->cfg.request_timeout_ms = 5000;
         r->creds = creds_provider_new_default(err, errlen);
         if (!r->creds)
             return -1;
-        r->events = events_client_new(&api_cfg.events, r->creds);
+        r->events = events_client_new(&r->cfg, r->creds);
         if (!r->events) {
             snprintf(err, errlen, "cannot create the EventBridge client (out of memory)");
             release(r);
