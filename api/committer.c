@@ -47,7 +47,7 @@ static const char insert_sql[] =
     "                      created_by)"
     "  SELECT id, customer_id, items, total_cents, currency, correlation_id,"
     "         nullif(created_by, '') FROM input"
-    "  RETURNING id, created_at, orders AS o"
+    "  RETURNING id, created_at"
     "), ob AS ("
     "  INSERT INTO outbox (order_id, body, correlation_id, trace_header, traceparent, queue_url)"
     "  SELECT id, body, correlation_id, nullif(trace_header, ''), nullif(traceparent, ''), $11"
@@ -59,9 +59,7 @@ static const char insert_sql[] =
     "                            'traceparent', nullif(traceparent, ''))"
     "  FROM input"
     "), evo AS ("
-    EVENT_OUTBOX_APPEND(EVENT_CREATED,
-        "(SELECT ins.o, input.trace_header FROM ins JOIN input ON input.id = ins.id)",
-        "nullif(s.trace_header, '')")
+    EVENT_OUTBOX_APPEND_TRACED(EVENT_CREATED, "input", "nullif(s.trace_header, '')")
     ")"
     "SELECT ins.id::text,"
     "       to_char(ins.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"

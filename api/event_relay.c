@@ -2,9 +2,11 @@
  * event_relay.c - sends the event outbox (migration 008) to Amazon EventBridge.
  *
  * One thread. Every RELAY_POLL_MS it claims due, unsent rows with FOR UPDATE
- * SKIP LOCKED, so API instances side by side never send the same row at the
- * same time, and sends them with PutEvents in batches events_batch_fit
- * allows (10 entries, 256 KiB). The claim's transaction records each row's
+ * SKIP LOCKED (the event rows only, never the orders), so API instances side
+ * by side never send the same row at the same time, renders each Detail from
+ * its order row (event_outbox_detail: order_json() as of the change), and
+ * sends them with PutEvents in batches events_batch_fit allows (10 entries,
+ * 256 KiB). The claim's transaction records each row's
  * outcome (event_outbox.c) before it commits: sent rows get sent_at and
  * EventBridge's id, failed ones a jittered backoff capped at 30 s, entries
  * EventBridge refuses for good are parked (rejected_at), logged and counted.
@@ -21,6 +23,7 @@
  * and with events off unsent ones too (turning events on sends at most the
  * last week of changes).
  */
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +63,47 @@ struct event_relay {
 static struct event_relay relay = {.lock = PTHREAD_MUTEX_INITIALIZER,
                                    .cond = PTHREAD_COND_INITIALIZER};
 
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+/* The columns of claim_sql. failure_reason is read through to_jsonb(o) so
+ * that this works with and without the column FAILED orders bring. */
+enum {
+    C_ID,
+    C_ORDER_ID,
+    C_TYPE,
+    C_TRACE,
+    C_STATUS,
+    C_CUSTOMER,
+    C_CURRENCY,
+    C_ITEMS,
+    C_TOTAL,
+    C_CORRELATION,
+    C_CREATED,
+    C_UPDATED,
+    C_PROCESSED,
+    C_CANCELED,
+    C_FAILURE
+};
 static const char claim_sql[] =
-    "SELECT id::text, order_id::text, detail_type, detail, coalesce(trace_header, ''),"
-    "       coalesce(detail::json ->> 'correlation_id', '')"
-    " FROM event_outbox WHERE sent_at IS NULL AND rejected_at IS NULL AND next_attempt_at <= now()"
-    " ORDER BY next_attempt_at, created_at LIMIT 100 FOR UPDATE SKIP LOCKED";
+    "SELECT e.id::text, e.order_id::text, e.detail_type,"
+    "       coalesce(e.trace_header, order_trace_header(e.order_id), ''),"
+    "       o.status, o.customer_id, o.currency, o.items::text, o.total_cents, o.correlation_id,"
+    "       " TS("o.created_at") ", " TS("o.updated_at") ", " TS(
+        "o.processed_at") ","
+                          "       " TS(
+                              "o.canceled_at") ", to_jsonb(o) ->> 'failure_reason'"
+                                               " FROM event_outbox e JOIN orders o ON o.id = "
+                                               "e.order_id"
+                                               " WHERE e.sent_at IS NULL AND e.rejected_at IS NULL "
+                                               "AND e.next_attempt_at <= now()"
+                                               " ORDER BY e.next_attempt_at, e.created_at LIMIT "
+                                               "100 FOR UPDATE OF e SKIP LOCKED";
 _Static_assert(RELAY_CLAIM_MAX == 100, "claim_sql's LIMIT");
 
 static const char mark_sent_sql[] =
     "UPDATE event_outbox SET sent_at = now(), attempts = attempts + 1, event_id = m.event_id,"
-    " last_error = NULL FROM unnest($1::uuid[], $2::text[]) AS m(id, event_id)"
+    " detail = m.detail, last_error = NULL"
+    " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS m(id, event_id, detail)"
     " WHERE event_outbox.id = m.id";
 
 static const char retry_later_sql[] =
@@ -102,17 +136,19 @@ static int ensure_db(struct event_relay *r)
     return 0;
 }
 
-/* Runs one UPDATE over parallel (id, text) arrays; 0 or -1 (logged). */
-static int exec_pairs(struct event_relay *r, const char *sql, struct buf *ids, struct buf *texts,
-                      size_t rows, const char *what)
+/* Runs one UPDATE over the parallel arrays a[0..n); 0 or -1 (logged). */
+static int exec_arrays(struct event_relay *r, const char *sql, struct buf *a, int n, size_t rows,
+                       const char *what)
 {
     char err[512];
-    const char *p[] = {db_array_finish(ids), db_array_finish(texts)};
-    if (!p[0] || !p[1]) {
-        log_warn(NULL, "event relay: out of memory recording %zu rows", rows);
-        return -1;
+    const char *p[3];
+    for (int k = 0; k < n; k++) {
+        if (!(p[k] = db_array_finish(&a[k]))) {
+            log_warn(NULL, "event relay: out of memory recording %zu rows", rows);
+            return -1;
+        }
     }
-    PGresult *res = PQexecParams(r->db, sql, 2, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(r->db, sql, n, NULL, p, NULL, NULL, 0);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc != 0) {
         db_error(r->db, res, err, sizeof(err));
@@ -122,35 +158,36 @@ static int exec_pairs(struct event_relay *r, const char *sql, struct buf *ids, s
     return rc;
 }
 
-/* Writes the outcomes of rows 0..n of res into the claim's transaction. */
+/* Writes the outcomes of rows 0..n of res into the claim's transaction:
+ * sent rows with EventBridge's id and the Detail sent, the others with why. */
 static int record(struct event_relay *r, PGresult *res, const struct event_outbox_result *out,
-                  size_t n)
+                  char *const *details, size_t n)
 {
-    struct buf ids[3], texts[3];
+    struct buf a[3][3]; /* [sent, retry, park][id, text, detail] */
     size_t count[3] = {0, 0, 0};
     static const char *const sql[3] = {mark_sent_sql, retry_later_sql, park_sql};
     static const char *const what[3] = {"mark sent", "reschedule", "park"};
     int rc = 0;
 
-    for (int k = 0; k < 3; k++) {
-        db_array_init(&ids[k]);
-        db_array_init(&texts[k]);
-    }
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < 3; c++)
+            db_array_init(&a[k][c]);
     for (size_t i = 0; i < n; i++) {
         int k = out[i].outcome == EVENT_OUTBOX_SENT    ? 0
                 : out[i].outcome == EVENT_OUTBOX_RETRY ? 1
                                                        : 2;
-        db_array_add(&ids[k], PQgetvalue(res, (int)i, 0));
-        db_array_add(&texts[k], k == 0 ? out[i].event_id : out[i].error);
+        db_array_add(&a[k][0], PQgetvalue(res, (int)i, C_ID));
+        db_array_add(&a[k][1], k == 0 ? out[i].event_id : out[i].error);
+        if (k == 0)
+            db_array_add(&a[k][2], details[i]);
         count[k]++;
     }
     for (int k = 0; k < 3 && rc == 0; k++)
         if (count[k])
-            rc = exec_pairs(r, sql[k], &ids[k], &texts[k], count[k], what[k]);
-    for (int k = 0; k < 3; k++) {
-        buf_free(&ids[k]);
-        buf_free(&texts[k]);
-    }
+            rc = exec_arrays(r, sql[k], a[k], k == 0 ? 3 : 2, count[k], what[k]);
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < 3; c++)
+            buf_free(&a[k][c]);
     return rc;
 }
 
@@ -193,14 +230,42 @@ static void send_entries(struct event_relay *r, const struct events_entry *e, co
 static void log_outcome(const PGresult *res, int row, const struct event_outbox_result *o)
 {
     /* message_id is the event's own id (Detail.id), the one consumers see */
-    struct log_fields f = {.order_id = PQgetvalue(res, row, 1),
-                           .correlation_id = PQgetvalue(res, row, 5),
-                           .message_id = PQgetvalue(res, row, 0)};
+    struct log_fields f = {.order_id = PQgetvalue(res, row, C_ORDER_ID),
+                           .correlation_id = PQgetvalue(res, row, C_CORRELATION),
+                           .message_id = PQgetvalue(res, row, C_ID)};
     if (o->outcome == EVENT_OUTBOX_SENT)
-        log_msg(LOG_INFO, &f, "order event published: %s", PQgetvalue(res, row, 2));
+        log_msg(LOG_INFO, &f, "order event published: %s", PQgetvalue(res, row, C_TYPE));
     else if (o->outcome == EVENT_OUTBOX_PARK)
         log_msg(LOG_ERROR, &f, "order event refused for good, parked: %s: %s",
-                PQgetvalue(res, row, 2), o->error);
+                PQgetvalue(res, row, C_TYPE), o->error);
+}
+
+static const char *opt(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* The Detail of claimed row i (malloc), or NULL when out of memory. */
+static char *render(const PGresult *res, int i)
+{
+    json_t *items = json_loads(PQgetvalue(res, i, C_ITEMS), 0, NULL);
+    if (!items)
+        return NULL;
+    struct order_view v = {.id = PQgetvalue(res, i, C_ORDER_ID),
+                           .status = PQgetvalue(res, i, C_STATUS),
+                           .customer_id = PQgetvalue(res, i, C_CUSTOMER),
+                           .currency = PQgetvalue(res, i, C_CURRENCY),
+                           .items = items,
+                           .total_cents = strtoll(PQgetvalue(res, i, C_TOTAL), NULL, 10),
+                           .correlation_id = PQgetvalue(res, i, C_CORRELATION),
+                           .created_at = PQgetvalue(res, i, C_CREATED),
+                           .updated_at = PQgetvalue(res, i, C_UPDATED),
+                           .processed_at = opt(res, i, C_PROCESSED),
+                           .canceled_at = opt(res, i, C_CANCELED),
+                           .failure_reason = opt(res, i, C_FAILURE)};
+    char *d = event_outbox_detail(PQgetvalue(res, i, C_ID), PQgetvalue(res, i, C_TYPE), &v);
+    json_decref(items);
+    return d;
 }
 
 /* Claims, sends and records one round. Returns the rows claimed, 0 when
@@ -211,6 +276,7 @@ static int relay_round(struct event_relay *r)
     char err[512];
     struct events_entry e[RELAY_CLAIM_MAX];
     struct event_outbox_result out[RELAY_CLAIM_MAX];
+    char *details[RELAY_CLAIM_MAX];
     size_t idx[RELAY_CLAIM_MAX], m = 0, sent = 0, parked = 0;
 
     if (db_exec(r->db, "BEGIN", err, sizeof(err)) != 0)
@@ -227,14 +293,19 @@ static int relay_round(struct event_relay *r)
     if (n > RELAY_CLAIM_MAX)
         n = RELAY_CLAIM_MAX;
     for (size_t i = 0; i < n; i++) {
-        const char *trace = PQgetvalue(res, (int)i, 4);
+        const char *trace = PQgetvalue(res, (int)i, C_TRACE);
+        details[i] = render(res, (int)i);
         e[i] = (struct events_entry){.source = api_cfg.event_source,
-                                     .detail_type = PQgetvalue(res, (int)i, 2),
-                                     .detail = PQgetvalue(res, (int)i, 3),
+                                     .detail_type = PQgetvalue(res, (int)i, C_TYPE),
+                                     .detail = details[i],
                                      .event_bus_name = api_cfg.event_bus_name,
                                      .trace_header = trace[0] ? trace : NULL};
-        if (event_outbox_precheck(&e[i], &out[i]) == 0)
+        if (!details[i]) {
+            out[i] = (struct event_outbox_result){.outcome = EVENT_OUTBOX_RETRY};
+            util_strlcpy(out[i].error, "out of memory rendering the Detail", sizeof(out[i].error));
+        } else if (event_outbox_precheck(&e[i], &out[i]) == 0) {
             idx[m++] = i;
+        }
     }
     send_entries(r, e, idx, m, out);
     for (size_t i = 0; i < n; i++) {
@@ -243,13 +314,15 @@ static int relay_round(struct event_relay *r)
         log_outcome(res, (int)i, &out[i]);
     }
     int rc = -1;
-    if (record(r, res, out, n) == 0 && db_exec(r->db, "COMMIT", err, sizeof(err)) == 0) {
+    if (record(r, res, out, details, n) == 0 && db_exec(r->db, "COMMIT", err, sizeof(err)) == 0) {
         rc = sent == 0 ? 0 : (int)n;
     } else {
         /* nothing recorded: every row goes again, including the ones sent */
         db_exec(r->db, "ROLLBACK", err, sizeof(err));
     }
     PQclear(res);
+    for (size_t i = 0; i < n; i++)
+        free(details[i]);
     atomic_fetch_add(&r->published, sent);
     atomic_fetch_add(&r->errors, n - sent);
     atomic_fetch_add(&r->rejected, parked);

@@ -215,7 +215,7 @@ enum store_rc store_order_events(const char *id, const char *customer, json_t **
 }
 
 /* The order.canceled event of the row upd returns (event_outbox.h). */
-#define CANCELED_EVENT EVENT_OUTBOX_APPEND(EVENT_CANCELED, "upd", EVENT_OUTBOX_TRACE_RECEIVED)
+#define CANCELED_EVENT EVENT_OUTBOX_APPEND(EVENT_CANCELED, "upd")
 
 enum store_rc store_cancel_order(const char *id, const char *customer, const char *principal,
                                  const char *correlation_id, json_t **order)
@@ -231,7 +231,7 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
         "WITH upd AS (UPDATE orders SET status = 'CANCELED', canceled_at = now(),"
         "   updated_at = now() WHERE id = $1 AND status = 'PENDING' AND " TENANT(
             4) ""
-               "   RETURNING id, correlation_id, orders AS o),"
+               "   RETURNING id, correlation_id),"
                " ev AS (INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
                "   SELECT id, 'CANCELED', $2, correlation_id,"
                "          jsonb_build_object('request_correlation_id', $3::text,"

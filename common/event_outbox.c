@@ -1,18 +1,42 @@
 /*
- * event_outbox.c - what one PutEvents answer means for each event_outbox row
- * (see event_outbox.h). Pure: the relay (api/event_relay.c) does the I/O.
+ * event_outbox.c - the Detail of an order event, and what one PutEvents
+ * answer means for each event_outbox row (see event_outbox.h). Pure: the
+ * relay (api/event_relay.c) does the I/O.
  *
- * The one decision: only an entry EventBridge calls invalid is parked. A
+ * The Detail's order is order_json()'s, the one rendering of an order; for
+ * order.created it is rendered as the order was created (PENDING, never
+ * updated), whatever happened to it since.
+ *
+ * Only an entry EventBridge calls invalid is parked. A
  * throttled or internally failed entry, an unknown error code, a denied one
  * (permissions are fixed by people, and then the row should go out) and every
  * entry of a call that failed as a whole are retried with backoff.
  */
 #include "event_outbox.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util.h"
+
+char *event_outbox_detail(const char *event_id, const char *detail_type, const struct order_view *o)
+{
+    struct order_view v = *o;
+    if (strcmp(detail_type, EVENT_CREATED) == 0) {
+        v.status = "PENDING";
+        v.updated_at = v.created_at;
+        v.processed_at = NULL;
+        v.canceled_at = NULL;
+        v.failure_reason = NULL;
+    }
+    /* "o" steals the order (also when it is NULL or packing fails) */
+    json_t *d = json_pack("{s:i, s:s, s:o, s:s}", "version", 1, "id", event_id, "order",
+                          order_json(&v), "correlation_id", o->correlation_id);
+    char *s = d ? util_json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(d);
+    return s;
+}
 
 void event_outbox_outcomes(const struct events_put_result *res, const struct aws_error *call_err,
                            size_t n, struct event_outbox_result *out)

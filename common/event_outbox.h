@@ -1,25 +1,23 @@
 /*
- * event_outbox.h - order events for EventBridge, written in the transaction
- * of the state change they announce (migration 008), and what a PutEvents
- * answer means for each written row.
+ * event_outbox.h - order events for EventBridge: the row a state change
+ * appends in its own statement (migration 008), the Detail the relay renders
+ * when it sends, and what a PutEvents answer means for each row.
  *
  * Writing: EVENT_OUTBOX_APPEND is a member of a data-modifying WITH that
- * appends one event per row of another member of the same statement, so the
- * event commits or rolls back with the change. That member must return the
- * order row as changed, whole, in a column named o (RETURNING o, the table's
- * alias, or RETURNING orders AS o): a statement's members all read the
- * snapshot from before it, so the event is rendered from what the change
- * returned, never re-read. The Detail is rendered in SQL (order_event_detail,
- * migration 008) because two of the writers hold only order ids.
+ * appends one event per row of another member of the same statement (one
+ * returning the changed orders' id), so the event commits or rolls back with
+ * the change:
  *
- *   " ev_out AS (" EVENT_OUTBOX_APPEND("order.failed", "failed", EVENT_OUTBOX_TRACE_RECEIVED) ")"
+ *   " evo AS (" EVENT_OUTBOX_APPEND(EVENT_FAILED, "failed") ")"
  *
- * Each event gets a random uuid as its id, which is also Detail.id: the id
- * consumers deduplicate on (delivery is at least once).
+ * Each event gets a random uuid, its id and Detail.id: the id consumers
+ * deduplicate on (delivery is at least once).
  *
- * Reading the answer: event_outbox_outcomes turns one PutEvents call (its
- * per-entry result, or the failure of the whole call) into what becomes of
- * each row: sent, retried later, or parked for good. Pure, no I/O.
+ * Sending: event_outbox_detail renders the Detail from the order row with
+ * order_json() as of the change the event announces (see migration 008 for
+ * why that is exact), and event_outbox_outcomes turns one PutEvents answer
+ * into what becomes of each row: sent, retried later, or parked for good.
+ * Pure, no I/O.
  */
 #ifndef ORDER_EVENT_OUTBOX_H
 #define ORDER_EVENT_OUTBOX_H
@@ -28,27 +26,33 @@
 
 #include "aws_error.h"
 #include "events_codec.h"
-
-/* The trace header: the one the order was created with (its RECEIVED step).
- * For statements that also write that step (the order insert) it is not
- * visible yet: pass the SQL expression that holds it instead, over s (the
- * source member's row), e.g. "nullif(s.trace_header, '')". */
-#define EVENT_OUTBOX_TRACE_RECEIVED "order_trace_header((s.o).id)"
-
-/* INSERT ... appending a detail_type event (a string literal, "order.xxx")
- * for every row of the member src; trace is an SQL expression over s.
- * OFFSET 0 keeps the subquery from being merged into the outer query, so
- * gen_random_uuid() runs once per row and the row id equals Detail.id. */
-#define EVENT_OUTBOX_APPEND(detail_type, src, trace)                                               \
-    "INSERT INTO event_outbox (id, order_id, detail_type, detail, trace_header)"                   \
-    " SELECT e.id, (e.o).id, '" detail_type "', order_event_detail(e.id, e.o), e.trace_header"     \
-    " FROM (SELECT gen_random_uuid() AS id, s.o, " trace " AS trace_header FROM " src " s"         \
-    " OFFSET 0) e"
+#include "order.h"
 
 #define EVENT_CREATED "order.created"
 #define EVENT_PROCESSED "order.processed"
 #define EVENT_FAILED "order.failed"
 #define EVENT_CANCELED "order.canceled"
+
+/* INSERT ... appending a detail_type event (one of the above) for every row
+ * of the member src, which must have the order's id as column id. The trace
+ * header is the one the order was created with, looked up when sent. */
+#define EVENT_OUTBOX_APPEND(detail_type, src)                                                      \
+    "INSERT INTO event_outbox (id, order_id, detail_type)"                                         \
+    " SELECT gen_random_uuid(), s.id, '" detail_type "' FROM " src " s"
+
+/* The same with the trace header given as an SQL expression over s, for the
+ * statement that creates the order (its RECEIVED step is not visible yet). */
+#define EVENT_OUTBOX_APPEND_TRACED(detail_type, src, trace)                                        \
+    "INSERT INTO event_outbox (id, order_id, detail_type, trace_header)"                           \
+    " SELECT gen_random_uuid(), s.id, '" detail_type "', " trace " FROM " src " s"
+
+/* The Detail of event event_id of type detail_type about order o (the row
+ * as it is now; strings borrowed): {"version":1,"id","order","correlation_id"}
+ * with the order as order_json() renders it as of that change (for
+ * order.created the PENDING order it was created as). Compact JSON
+ * (malloc), or NULL when out of memory. */
+char *event_outbox_detail(const char *event_id, const char *detail_type,
+                          const struct order_view *o);
 
 enum event_outbox_outcome {
     EVENT_OUTBOX_SENT,  /* EventBridge took it: mark sent */

@@ -45,7 +45,7 @@ static const char lookup_sql[] =
     "SELECT m.ord, f.status, f.correlation_id, f.created_ms FROM found f JOIN m ON m.id = f.id";
 
 /* The order.processed event of each row paid returns (event_outbox.h). */
-#define PROCESSED_EVENT EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid", EVENT_OUTBOX_TRACE_RECEIVED)
+#define PROCESSED_EVENT EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid")
 
 static const char pay_sql[] =
     "WITH input AS (SELECT DISTINCT ON (id) id, ord"
@@ -53,7 +53,7 @@ static const char pay_sql[] =
     " paid AS ("
     "  UPDATE orders o SET status = 'PROCESSED', processed_at = now(), updated_at = now()"
     "  FROM input WHERE o.id = input.id AND o.status = 'PENDING'"
-    "  RETURNING o.id, input.ord, o.total_cents, o.currency, o.correlation_id, o),"
+    "  RETURNING o.id, input.ord, o.total_cents, o.currency, o.correlation_id),"
     " pay AS ("
     "  INSERT INTO payments (order_id, amount_cents, currency, worker)"
     "  SELECT id, total_cents, currency, $2 FROM paid ON CONFLICT (order_id) DO NOTHING),"
