@@ -6,9 +6,9 @@
  * by side never send the same row at the same time, renders each Detail from
  * its order row (event_outbox_detail: order_json() as of the change), and
  * sends them with PutEvents in batches events_batch_fit allows (10 entries,
- * 256 KiB). The claim's transaction records each row's
- * outcome (event_outbox.c) before it commits: sent rows get sent_at and
- * EventBridge's id, failed ones a jittered backoff capped at 30 s, entries
+ * 256 KiB). The claim's transaction records each row's outcome
+ * (event_outbox.c) before it commits: sent rows get sent_at, EventBridge's id
+ * and the Detail sent, failed ones a jittered backoff capped at 30 s, entries
  * EventBridge refuses for good are parked (rejected_at), logged and counted.
  * Rows the worker writes are picked up by the same polling: events reach the
  * bus within a poll of their commit.
@@ -211,16 +211,15 @@ static void send_entries(struct event_relay *r, const struct events_entry *e, co
         size_t k = events_batch_fit(batch, cnt);
         if (k == 0)
             k = 1; /* cannot happen after event_outbox_precheck; never loop */
-        aws_error_clear(&err);
-        if (!down && events_put(r->events, batch, k, &put, &err) == 0) {
-            event_outbox_outcomes(&put, NULL, k, got);
-        } else {
-            if (!down)
+        if (!down) {
+            aws_error_clear(&err);
+            if (events_put(r->events, batch, k, &put, &err) != 0) {
                 log_warn(NULL, "event relay: PutEvents failed, %zu events retried later: %s",
                          m - pos, err.message);
-            down = true;
-            event_outbox_outcomes(NULL, &err, k, got);
+                down = true; /* err stays: the reason for the rest too */
+            }
         }
+        event_outbox_outcomes(down ? NULL : &put, down ? &err : NULL, k, got);
         for (size_t j = 0; j < k; j++)
             out[idx[pos + j]] = got[j];
         pos += k;
