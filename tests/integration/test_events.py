@@ -246,7 +246,7 @@ def test_eventbridge_unreachable_then_back_every_event_once(bus, sqs, queue, db,
         deadline = time.time() + 30
         while time.time() < deadline:
             rows = db.execute(
-                "SELECT count(*) FILTER (WHERE attempts > 0 AND last_error IS NOT NULL"
+                "SELECT count(*) FILTER (WHERE attempts > 0 AND last_error <> ''"
                 " AND sent_at IS NULL), count(*) FROM event_outbox WHERE order_id = ANY(%s::uuid[])",
                 (ids,)).fetchone()
             if rows[0] == rows[1] == len(want):
