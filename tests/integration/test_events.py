@@ -1,9 +1,11 @@
 """Order events on EventBridge (issue 12), end to end against LocalStack.
 
-Each test gets a bus of its own with a rule (source order-service) whose
-target is a fresh SQS queue, so what arrives there is what the API under test
-published. The database is shared with other tests, whose unsent event rows
-a relay may also send: every assertion looks only at the test's own orders.
+Each test gets a bus of its own and a customer of its own, with a rule
+(source order-service, detail.order.customer_id that customer) whose target
+is a fresh SQS queue, so what arrives there is what the API under test
+published for this test's orders. The database is shared with other tests,
+whose unsent event rows a relay sends too: the rule leaves them out, and
+every assertion looks only at the test's own orders.
 """
 import json
 import os
@@ -18,7 +20,7 @@ import pytest
 import requests
 
 import tokens
-from conftest import Api, Worker, events_env, free_port
+from conftest import VALID_ORDER, Api, Worker, events_env, free_port
 
 SOURCE = "order-service"
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -35,9 +37,18 @@ def events():
     )
 
 
+class Bus:
+    """A bus, its rule for our source and one customer, a queue as target."""
+
+    def __init__(self, name, target):
+        self.name, self.target, self.customer = name, target, "cust-" + name
+
+    def order(self):
+        return dict(VALID_ORDER, customer_id=self.customer)
+
+
 @pytest.fixture
 def bus(events, sqs):
-    """(bus name, target queue URL): a bus, its rule for our source, a queue as target."""
     name = "t-" + uuid.uuid4().hex[:12]
     q = sqs.create_queue(QueueName=name + "-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"][
@@ -45,10 +56,11 @@ def bus(events, sqs):
     ]
     events.create_event_bus(Name=name)
     events.put_rule(Name=name, EventBusName=name, State="ENABLED",
-                    EventPattern=json.dumps({"source": [SOURCE]}))
+                    EventPattern=json.dumps({"source": [SOURCE], "detail": {
+                        "order": {"customer_id": ["cust-" + name]}}}))
     r = events.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "q", "Arn": arn}])
     assert r["FailedEntryCount"] == 0, r
-    yield name, q
+    yield Bus(name, q)
     for cleanup in (
         lambda: events.remove_targets(Rule=name, EventBusName=name, Ids=["q"]),
         lambda: events.delete_rule(Name=name, EventBusName=name),
@@ -115,12 +127,12 @@ def check_event(e, detail_type, order, correlation_id):
 
 
 def test_created_then_processed_events_carry_the_order(bus, sqs, queue, db, procs):
-    name, target = bus
+    name, target = bus.name, bus.target
     api = Api(queue, extra_env=events_env(name))
     procs.append(api)
     procs.append(Worker(queue))
     cid = "events-" + uuid.uuid4().hex[:8]
-    r = api.post(headers={"X-Correlation-Id": cid, "X-Amzn-Trace-Id": TRACE})
+    r = api.post(bus.order(), headers={"X-Correlation-Id": cid, "X-Amzn-Trace-Id": TRACE})
     assert r.status_code == 201, r.text
     created = r.json()
     oid = created["id"]
@@ -149,11 +161,11 @@ def test_created_then_processed_events_carry_the_order(bus, sqs, queue, db, proc
 
 
 def test_cancel_publishes_order_canceled(bus, sqs, queue, procs):
-    name, target = bus
+    name, target = bus.name, bus.target
     api = Api(queue, extra_env=events_env(name))  # no worker: the order stays PENDING
     procs.append(api)
     cid = "cancel-" + uuid.uuid4().hex[:8]
-    created = api.post(headers={"X-Correlation-Id": cid}).json()
+    created = api.post(bus.order(), headers={"X-Correlation-Id": cid}).json()
     oid = created["id"]
     r = requests.post(f"{api.url}/orders/{oid}/cancel", timeout=10,
                       headers={**tokens.admin_headers(), "X-Correlation-Id": "other-request"})
@@ -225,14 +237,14 @@ class Proxy:
 
 
 def test_eventbridge_unreachable_then_back_every_event_once(bus, sqs, queue, db, procs):
-    name, target = bus
+    name, target = bus.name, bus.target
     ls_port = int(os.environ["AWS_ENDPOINT_URL_EVENTS"].rsplit(":", 1)[1])
     proxy = Proxy(ls_port)  # down: nothing listens on its port yet
     api = Api(queue, extra_env=events_env(name, f"http://127.0.0.1:{proxy.port}"))
     procs.append(api)
     procs.append(Worker(queue))
     try:
-        ids = [api.post().json()["id"] for _ in range(6)]
+        ids = [api.post(bus.order()).json()["id"] for _ in range(6)]
         r = requests.post(f"{api.url}/orders/{ids[0]}/cancel", headers=tokens.admin_headers(),
                           timeout=10)
         if r.json()["status"] == "CANCELED":
@@ -295,10 +307,10 @@ def test_events_off_without_a_bus_name(queue, db, procs):
 
 
 def test_an_event_eventbridge_cannot_take_is_parked_not_retried(bus, sqs, queue, db, procs):
-    name, target = bus
+    name, target = bus.name, bus.target
     api = Api(queue, extra_env=events_env(name))
     procs.append(api)
-    oid = api.post().json()["id"]
+    oid = api.post(bus.order()).json()["id"]
     bad = str(uuid.uuid4())
     # a trace header over EventBridge's 500 bytes: PutEvents can never accept it
     db.execute("INSERT INTO event_outbox (id, order_id, detail_type, trace_header)"
@@ -324,10 +336,10 @@ def test_an_event_eventbridge_cannot_take_is_parked_not_retried(bus, sqs, queue,
 
 def test_two_api_instances_send_each_event_once(bus, sqs, queue, db, procs):
     """SKIP LOCKED claims: two relays on one outbox never send the same row."""
-    name, target = bus
+    name, target = bus.name, bus.target
     apis = [Api(queue, extra_env=events_env(name), name=f"order-api-{i}") for i in range(2)]
     procs.extend(apis)
-    ids = [apis[i % 2].post().json()["id"] for i in range(30)]
+    ids = [apis[i % 2].post(bus.order()).json()["id"] for i in range(30)]
     c = Collector(sqs, target)
     c.until(set(ids), {(oid, "order.created") for oid in ids})
     deadline = time.time() + 30
@@ -337,6 +349,7 @@ def test_two_api_instances_send_each_event_once(bus, sqs, queue, db, procs):
     c.drain()
     got = c.of(set(ids))
     assert len(got) == 30, sorted(e["detail"]["id"] for e in got)  # no event twice
+    assert len(c.events) == 30  # the rule let through this test's customer only
     assert {e["detail"]["order"]["id"] for e in got} == set(ids)
     for api in apis:
         assert api.stop() == 0
