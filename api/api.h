@@ -4,7 +4,8 @@
  *
  * Threads: libmicrohttpd's pool parses and validates requests and serves
  * reads; one committer thread writes new orders (group commit); one publisher
- * thread sends outbox rows to SQS and relays what is left unsent.
+ * thread sends outbox rows to SQS and relays what is left unsent; one event
+ * relay thread sends the event outbox to EventBridge.
  */
 #ifndef ORDER_API_H
 #define ORDER_API_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "emf.h"
+#include "aws.h"
 #include "metrics.h"
 #include "order.h"
 #include "outbox_send.h"
@@ -68,6 +70,9 @@ struct api_config {
     const char *openapi_path;   /* OPENAPI_PATH, or NULL: beside the executable */
     struct api_auth_config auth;
     struct sqs_config sqs;
+    const char *event_bus_name; /* EVENT_BUS_NAME, or NULL: order events off */
+    const char *event_source;   /* EVENT_SOURCE */
+    struct aws_config events;   /* EventBridge client, when event_bus_name is set */
 };
 extern struct api_config api_cfg;
 
@@ -127,6 +132,19 @@ struct publisher_stats {
     uint64_t rejected; /* rows SQS refused for good (SenderFault), parked with rejected_at */
 };
 void publisher_stats(struct publisher_stats *s);
+
+/* ---- event relay: event_outbox -> EventBridge ---- */
+
+/* Starts the relay thread (with EVENT_BUS_NAME unset it only purges). */
+int event_relay_start(char *err, size_t errlen);
+void event_relay_stop(void);
+struct event_relay_stats {
+    uint64_t published; /* events EventBridge took */
+    uint64_t errors;    /* events not taken in an attempt: call failed, entry failed or refused */
+    uint64_t rejected;  /* events EventBridge refused for good, parked */
+    int64_t backlog;    /* unsent, not parked events (refreshed every few seconds) */
+};
+void event_relay_stats(struct event_relay_stats *s);
 
 /* ---- metrics ---- */
 

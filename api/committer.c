@@ -2,8 +2,9 @@
  * committer.c - group commit of new orders.
  *
  * HTTP threads validate a POST and queue it here; this one thread takes
- * everything queued and writes it in ONE statement (orders, outbox rows and
- * RECEIVED events together, so an order never exists without its message).
+ * everything queued and writes it in ONE statement (orders, outbox rows,
+ * RECEIVED steps and order.created events together, so an order never exists
+ * without its message or its event).
  * Batches form by themselves: while one commit runs, the next requests queue
  * up, so under load each commit carries many orders and when idle each order
  * commits alone with no added wait.
@@ -20,6 +21,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 
 static pthread_mutex_t cm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -33,6 +35,7 @@ static bool cm_done;        /* the thread has finished, under cm_lock */
 
 /* One statement: a data-modifying CTE is atomic, and the outbox's foreign key
  * is checked at the end of the statement, after the orders are in. */
+/* clang-format off */
 static const char insert_sql[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bigint[], $5::text[],"
@@ -55,11 +58,14 @@ static const char insert_sql[] =
     "         jsonb_build_object('trace_header', nullif(trace_header, ''),"
     "                            'traceparent', nullif(traceparent, ''))"
     "  FROM input"
+    "), evo AS ("
+    EVENT_OUTBOX_APPEND_TRACED(EVENT_CREATED, "input", "nullif(s.trace_header, '')")
     ")"
     "SELECT ins.id::text,"
     "       to_char(ins.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
     "       ob.outbox_id, (extract(epoch FROM ins.created_at) * 1000)::bigint"
     "  FROM ins JOIN ob ON ob.order_id = ins.id";
+/* clang-format on */
 
 static int ensure_db(char *err, size_t errlen)
 {

@@ -12,6 +12,7 @@
 static struct {
     struct api_request_totals req;
     uint64_t accepted, canceled, overloaded, published, publish_errors;
+    uint64_t events_published, event_errors;
     double lat_values[EMF_DIST_BUCKETS], lat_counts[EMF_DIST_BUCKETS];
 } prev;
 
@@ -66,5 +67,12 @@ size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg)
     put(m, max, &n, "OutboxOldestAge", EMF_SECONDS, publisher_oldest_age_s());
     put(m, max, &n, "OrdersPublished", EMF_COUNT, emf_delta(ps.sent, &prev.published));
     put(m, max, &n, "PublishErrors", EMF_COUNT, emf_delta(ps.errors, &prev.publish_errors));
+
+    struct event_relay_stats es;
+    event_relay_stats(&es);
+    put(m, max, &n, "EventsPublished", EMF_COUNT,
+        emf_delta(es.published, &prev.events_published));
+    put(m, max, &n, "EventPublishErrors", EMF_COUNT, emf_delta(es.errors, &prev.event_errors));
+    put(m, max, &n, "EventOutboxBacklog", EMF_COUNT, es.backlog > 0 ? (double)es.backlog : 0);
     return n;
 }

@@ -26,6 +26,8 @@
 #include "guard.h"
 #include "config.h"
 #include "db.h"
+#include "event_outbox.h"
+#include "events.h"
 #include "log.h"
 
 #ifndef ORDER_VERSION
@@ -251,6 +253,28 @@ static const struct config_var cf_rate_limit_burst = {
     .help = "requests one client may send at once above the rate",
 };
 
+static const struct config_var cf_event_bus_name = {
+    .name = "EVENT_BUS_NAME",
+    .programs = CONFIG_API,
+    .kind = CONFIG_WORD,
+    .help = "EventBridge bus (name or ARN) order events go to; unset: events off",
+};
+static const struct config_var cf_event_source = {
+    .name = "EVENT_SOURCE",
+    .def = "order-service",
+    .programs = CONFIG_API,
+    .kind = CONFIG_WORD,
+    .help = "Source of the order events (not starting with aws.)",
+};
+static const struct config_var cf_aws_endpoint_url_events = {
+    .name = "AWS_ENDPOINT_URL_EVENTS",
+    .shown = "AWS_ENDPOINT_URL",
+    .programs = CONFIG_API,
+    .kind = CONFIG_URL,
+    .help = "EventBridge endpoint, scheme://host[:port] (default "
+            "https://events.<region>.amazonaws.com)",
+};
+
 #define MIGRATE (CONFIG_SERVE | CONFIG_MIGRATE)
 static const struct config_entry api_entries[] = {
     {.var = &cf_log_level, .to.e = &api_cfg.log_level, .cmds = MIGRATE},
@@ -287,6 +311,9 @@ static const struct config_entry api_entries[] = {
     {.var = &cf_auth_jwks_timeout_ms, .to.i = &api_cfg.auth.jwks_timeout_ms},
     {.var = &cf_rate_limit_rps, .to.i = &api_cfg.rate_limit_rps},
     {.var = &cf_rate_limit_burst, .to.i = &api_cfg.rate_limit_burst},
+    {.var = &cf_event_bus_name, .to.s = &api_cfg.event_bus_name},
+    {.var = &cf_event_source, .to.s = &api_cfg.event_source},
+    {.var = &cf_aws_endpoint_url_events}, /* read by events_config_from_env */
 };
 static const struct config_table api_table = {
     CONFIG_API,
@@ -298,6 +325,31 @@ static void die_config(const char *err)
 {
     fprintf(stderr, "order-api: configuration error: %s\n", err);
     exit(2);
+}
+
+/* EventBridge's own rules for Source and EventBusName, checked on a sample
+ * entry so that no event can be refused for them later; then the client's
+ * endpoint and region. */
+static int check_events(char *err, size_t errlen)
+{
+    char why[256];
+    struct events_entry e = {.source = api_cfg.event_source,
+                             .detail_type = EVENT_CREATED,
+                             .detail = "{}",
+                             .event_bus_name = "orders"};
+    if (events_entry_check(&e, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "EVENT_SOURCE is not accepted by EventBridge: %s", why);
+        return -1;
+    }
+    if (api_cfg.event_bus_name) {
+        e.event_bus_name = api_cfg.event_bus_name;
+        if (events_entry_check(&e, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "EVENT_BUS_NAME is not accepted by EventBridge: %s", why);
+            return -1;
+        }
+    }
+    /* also with events off: a bad endpoint is reported now, not when events go on */
+    return events_config_from_env(&api_cfg.events, err, errlen);
 }
 
 /* Rules between variables, once each is valid on its own. */
@@ -324,6 +376,8 @@ static int check_serve(char *err, size_t errlen)
         snprintf(err, errlen, "AUTH_JWKS_MIN_REFRESH_S must not exceed AUTH_JWKS_REFRESH_S");
         return -1;
     }
+    if (check_events(err, errlen) != 0)
+        return -1;
     if (api_cfg.metrics_port == api_cfg.port) {
         snprintf(err, errlen, "METRICS_PORT must differ from PORT (/metrics has its own listener)");
         return -1;
@@ -430,8 +484,15 @@ static int cmd_serve(void)
         guard_stop();
         return 1;
     }
+    if (event_relay_start(err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot start: %s", err);
+        publisher_stop();
+        guard_stop();
+        return 1;
+    }
     if (committer_start(err, sizeof(err)) != 0 || http_start(err, sizeof(err)) != 0) {
         log_error(NULL, "cannot start: %s", err);
+        event_relay_stop();
         publisher_stop();
         guard_stop();
         return 1;
@@ -446,6 +507,7 @@ static int cmd_serve(void)
     log_info(NULL, "received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(api_cfg.shutdown_grace_ms);
     committer_stop(2000);
+    event_relay_stop();
     publisher_stop();
     emf_stop(); /* after the others: the last line holds everything they did */
     guard_stop();

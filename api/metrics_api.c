@@ -130,6 +130,20 @@ enum MHD_Result metrics_api_page(struct req_ctx *c)
     metrics_header(&b, "order_api_orders_canceled_total", "counter", "Orders canceled");
     metrics_sample(&b, "order_api_orders_canceled_total", "",
                    (double)atomic_load(&api_metrics.orders_canceled));
+    struct event_relay_stats es;
+    event_relay_stats(&es);
+    metrics_header(&b, "order_api_events_published_total", "counter",
+                   "Order events EventBridge took");
+    metrics_sample(&b, "order_api_events_published_total", "", (double)es.published);
+    metrics_header(&b, "order_api_event_publish_errors_total", "counter",
+                   "Order events not taken in an attempt (PutEvents or the entry failed)");
+    metrics_sample(&b, "order_api_event_publish_errors_total", "", (double)es.errors);
+    metrics_header(&b, "order_api_events_rejected_total", "counter",
+                   "Order events EventBridge refused for good, parked");
+    metrics_sample(&b, "order_api_events_rejected_total", "", (double)es.rejected);
+    metrics_header(&b, "order_api_event_outbox_backlog", "gauge",
+                   "Order events not yet sent to EventBridge");
+    metrics_sample(&b, "order_api_event_outbox_backlog", "", (double)es.backlog);
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));

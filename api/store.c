@@ -4,7 +4,8 @@
  *
  * Cancellation and payment race on the same row: both are single conditional
  * UPDATEs (WHERE status = 'PENDING'), so PostgreSQL's row lock decides, and
- * whichever loses sees the other's result and changes nothing.
+ * whichever loses sees the other's result and changes nothing. A cancel
+ * appends its order.canceled event in the same statement.
  */
 #include "store.h"
 
@@ -15,6 +16,7 @@
 
 #include "api.h"
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 
 static pthread_key_t store_key;
@@ -231,6 +233,9 @@ enum store_rc store_order_events(const char *id, const char *customer, json_t **
     return STORE_OK;
 }
 
+/* The order.canceled event of the row upd returns (event_outbox.h). */
+#define CANCELED_EVENT EVENT_OUTBOX_APPEND(EVENT_CANCELED, "upd")
+
 enum store_rc store_cancel_order(const char *id, const char *customer, const char *principal,
                                  const char *correlation_id, json_t **order)
 {
@@ -249,7 +254,8 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
                " ev AS (INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
                "   SELECT id, 'CANCELED', $2, correlation_id,"
                "          jsonb_build_object('request_correlation_id', $3::text,"
-               "                             'canceled_by', $5::text) FROM upd)"
+               "                             'canceled_by', $5::text) FROM upd),"
+               " evo AS (" CANCELED_EVENT ")"
                " SELECT count(*) FROM upd",
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)

@@ -48,16 +48,18 @@ locals {
   ]
 
   # api and worker, not migrate: metrics (EMF on stdout, Prometheus on the
-  # task-local METRICS_PORT) and order events.
+  # task-local METRICS_PORT).
   service_environment = [
     { name = "METRICS_PORT", value = tostring(var.metrics_port) },
     { name = "METRICS_EMF", value = "1" },
     { name = "METRICS_NAMESPACE", value = var.metrics_namespace },
-    { name = "EVENT_BUS_NAME", value = aws_cloudwatch_event_bus.orders.name },
-    { name = "EVENT_SOURCE", value = local.event_source },
   ]
 
+  # Order events: every program writes them to the event outbox in the
+  # database; the API's relay publishes them to the bus.
   api_environment = concat(local.common_environment, local.service_environment, [
+    { name = "EVENT_BUS_NAME", value = aws_cloudwatch_event_bus.orders.name },
+    { name = "EVENT_SOURCE", value = local.event_source },
     { name = "PORT", value = tostring(var.api_port) },
     { name = "AUTH_ISSUER", value = local.auth_issuer },
     { name = "AUTH_AUDIENCE", value = join(",", local.auth_audience) },

@@ -10,8 +10,9 @@
 #                     events:PutEvents on the orders event bus only.
 #   worker task role- receive/delete/change visibility/get attributes on the
 #                     orders queue only (DeleteMessage and
-#                     ChangeMessageVisibility also authorize their *Batch calls),
-#                     events:PutEvents on the orders event bus only.
+#                     ChangeMessageVisibility also authorize their *Batch calls).
+#                     The worker writes its order events to the database's
+#                     event outbox; the API's relay publishes them.
 #   migrate task role - no permissions.
 # The programs take the task role's credentials from the ECS container
 # credentials endpoint (standard AWS credential chain).
@@ -143,12 +144,6 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:GetQueueAttributes",
     ]
     resources = [aws_sqs_queue.orders.arn]
-  }
-
-  statement {
-    sid       = "PutOrderEvents"
-    actions   = ["events:PutEvents"]
-    resources = [aws_cloudwatch_event_bus.orders.arn]
   }
 }
 

@@ -115,8 +115,7 @@ locals {
       stat  = "Sum"
       metrics = [
         concat([local.ns, "PublishErrors"], local.api, [{ label = "SQS publish errors (api)" }]),
-        concat([local.ns, "EventPublishErrors"], local.api, [{ label = "event publish errors (api)" }]),
-        concat([local.ns, "EventPublishErrors"], local.worker, [{ label = "event publish errors (worker)" }]),
+        concat([local.ns, "EventPublishErrors"], local.api, [{ label = "event publish errors" }]),
         concat([local.ns, "PaymentErrors"], local.worker, [{ label = "payment provider errors" }]),
         concat([local.ns, "ReceiveErrors"], local.worker, [{ label = "SQS receive errors" }]),
         concat([local.ns, "AuthFailures"], local.api, [{ label = "auth failures (401/403)" }]),
@@ -129,8 +128,7 @@ locals {
       metrics = [
         concat([local.ns, "PaymentLatency"], local.worker, [{ stat = "p50", label = "payment p50" }]),
         concat([local.ns, "PaymentLatency"], local.worker, [{ stat = "p99", label = "payment p99" }]),
-        concat([local.ns, "EventsPublished"], local.api, [{ stat = "Sum", label = "events (api)", yAxis = "right" }]),
-        concat([local.ns, "EventsPublished"], local.worker, [{ stat = "Sum", label = "events (worker)", yAxis = "right" }]),
+        concat([local.ns, "EventsPublished"], local.api, [{ stat = "Sum", label = "events published", yAxis = "right" }]),
       ]
     },
   ]

@@ -103,7 +103,7 @@ output "waf_web_acl_arn" {
 # ---------------------------------------------------------------- events
 
 output "event_bus_name" {
-  description = "EventBridge bus the programs publish order events to (EVENT_BUS_NAME)."
+  description = "EventBridge bus the API publishes order events to (EVENT_BUS_NAME)."
   value       = aws_cloudwatch_event_bus.orders.name
 }
 

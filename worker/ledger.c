@@ -4,7 +4,9 @@
  * Payment at most once: the PENDING -> PROCESSED update and the payments row
  * (unique per order) are one statement, hence one transaction. A redelivered
  * or duplicated message finds the order no longer PENDING and pays nothing;
- * a cancel that wins the row lock first leaves nothing to pay either.
+ * a cancel that wins the row lock first leaves nothing to pay either. The
+ * same statement appends the order.processed event (event_outbox.h), so the
+ * event exists exactly when the payment does.
  *
  * Statements are sent and their answers collected separately, so the event
  * loop never waits for PostgreSQL: it sends, polls the connection's socket
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "event_outbox.h"
 #include "log.h"
 #include "worker.h"
 
@@ -41,6 +44,9 @@ static const char lookup_sql[] =
     ")"
     "SELECT m.ord, f.status, f.correlation_id, f.created_ms FROM found f JOIN m ON m.id = f.id";
 
+/* The order.processed event of each row paid returns (event_outbox.h). */
+#define PROCESSED_EVENT EVENT_OUTBOX_APPEND(EVENT_PROCESSED, "paid")
+
 static const char pay_sql[] =
     "WITH input AS (SELECT DISTINCT ON (id) id, ord"
     "  FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY id, ord),"
@@ -56,7 +62,8 @@ static const char pay_sql[] =
     "  SELECT p.id, s.step, $2, p.correlation_id,"
     "         CASE WHEN s.step = 'PAYMENT_APPROVED' THEN jsonb_build_object('amount_cents',"
     "              p.total_cents, 'currency', p.currency) ELSE '{}'::jsonb END"
-    "  FROM paid p CROSS JOIN (VALUES (1, 'PAYMENT_APPROVED'), (2, 'PROCESSED')) AS s(ord, step))"
+    "  FROM paid p CROSS JOIN (VALUES (1, 'PAYMENT_APPROVED'), (2, 'PROCESSED')) AS s(ord, step)),"
+    " evo AS (" PROCESSED_EVENT ")"
     "SELECT ord FROM paid";
 
 static int ensure(struct ledger *l, char *err, size_t errlen)

@@ -54,11 +54,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Order events are off unless a test asks for them (events_env): .local/env
+# names the local bus, and every API publishing to it would mix its events
+# into the next test's.
+EVENT_VARS = ("EVENT_BUS_NAME", "EVENT_SOURCE", "AWS_ENDPOINT_URL_EVENTS")
+
+
+def events_env(bus, endpoint=None):
+    """The variables that turn order events on, to the bus named (.local/env's endpoint)."""
+    return {
+        "EVENT_BUS_NAME": bus,
+        "AWS_ENDPOINT_URL_EVENTS": endpoint or os.environ["AWS_ENDPOINT_URL_EVENTS"],
+    }
+
+
 def base_env(queue_url):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AWS_CONTAINER", "ORDER_", "PYTEST"))
+        if not k.startswith(("AWS_CONTAINER", "ORDER_", "PYTEST")) and k not in EVENT_VARS
     }
     env.update(
         {

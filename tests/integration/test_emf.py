@@ -38,10 +38,6 @@ CLOUDWATCH_UNITS = {
 NOT_YET_EMITTED = {
     ("OrdersFailed", "order-worker"),
     ("PaymentErrors", "order-worker"),
-    ("EventsPublished", "order-api"),
-    ("EventsPublished", "order-worker"),
-    ("EventPublishErrors", "order-api"),
-    ("EventPublishErrors", "order-worker"),
 }
 
 
