@@ -99,6 +99,13 @@ SPECIFIC = {
     "WORKER_MAX_IN_FLIGHT": ["9"],
     "WORKER_WAIT_TIME_S": ["21"],
     "WORKER_VISIBILITY_TIMEOUT_S": ["4"],
+    "PAYMENT_PROVIDER": ["stripe"],
+    "PAYMENT_DECLINE_RATE": ["1.5", "0.5.5", "abc", "1e-1", ".", "nan"],
+    "PAYMENT_ERROR_RATE": ["2", "0,5"],
+    "PAYMENT_URL": ["http://provider.example.com/pay", "ftp://127.0.0.1/pay", "pay"],
+    "PAYMENT_AUTH_HEADER_FILE": ["/nonexistent/auth"],
+    "PAYMENT_TIMEOUT_MS": ["99", "120001"],
+    "PAYMENT_MAX_ATTEMPTS": ["0", "21"],
 }
 
 
@@ -298,3 +305,10 @@ def test_help_lists_the_sqs_client_and_credential_variables():
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                     "LOG_LEVEL", "LOG_FORMAT", "BIND_ADDRESS"):
             assert var in names, f"{prog} --help lacks {var}"
+
+
+def test_http_payment_provider_needs_a_url():
+    env = base("order-worker")
+    env["PAYMENT_PROVIDER"] = "http"
+    env.pop("PAYMENT_URL", None)
+    assert_config_error("order-worker", env, "PAYMENT_URL")
