@@ -76,7 +76,7 @@ void payment_answer_parse(long status, const char *body, size_t len, struct paym
         len = 0;
     json_t *j = NULL;
     if (len && len <= PAYMENT_ANSWER_MAX)
-        j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+        j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         j = NULL;
