@@ -236,8 +236,7 @@ static void flush_deletes(void)
     op_start(o);
 }
 
-/* Acknowledges h: queued for DeleteMessageBatch, freed once deleted. */
-static void ack(struct held *h)
+void loop_ack(struct held *h)
 {
     h->state = H_DONE;
     extend_forget(h);
@@ -267,6 +266,13 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         L.ops++;
         op_start(o);
     }
+}
+
+void loop_release(struct held *h, int visibility_s)
+{
+    struct held *one[1] = {h};
+    change_visibility(one, 1, visibility_s); /* the request body holds a copy of the receipt */
+    held_free(h);
 }
 
 /* ---- stopping --------------------------------------------------------------------- */
@@ -336,9 +342,7 @@ static void poison(struct held *h, const char *reason)
     struct log_fields f = fields_of(h);
     atomic_fetch_add(&wmetrics.failed, 1);
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
-    struct held *one[1] = {h};
-    change_visibility(one, 1, (int)wcfg.poison_delay_s);
-    held_free(h);
+    loop_release(h, (int)wcfg.poison_delay_s);
 }
 
 /* Hands h back to the queue at once when the worker cannot keep it (memory). */
@@ -346,12 +350,10 @@ static void give_back(struct held *h, const char *reason)
 {
     struct log_fields f = fields_of(h);
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
-    struct held *one[1] = {h};
-    change_visibility(one, 1, 0);
-    held_free(h);
+    loop_release(h, 0);
 }
 
-static void schedule_payment(struct held *h, int64_t due_ms)
+void loop_schedule(struct held *h, int64_t due_ms)
 {
     h->due_ms = due_ms;
     if (timer_heap_push(&L.timers, h) != 0)
@@ -393,7 +395,7 @@ static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
             atomic_fetch_add(&wmetrics.skipped, 1);
             log_kv(LOG_INFO, &f, "order already processed or canceled: acknowledged, not paid",
                    "receive_count", (long long)h[i]->receive_count, NULL);
-            ack(h[i]);
+            loop_ack(h[i]);
             break;
         case LEDGER_PENDING: {
             /* the simulated provider takes PAYMENT_DELAY_MS; the http one its own time */
@@ -403,7 +405,7 @@ static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
             h[i]->attempt_started_ms = now;
             log_kv(LOG_INFO, &f, "payment started", "receive_count", (long long)h[i]->receive_count,
                    "delay_ms", (long long)delay, NULL);
-            schedule_payment(h[i], now + delay);
+            loop_schedule(h[i], now + delay);
             break;
         }
         }
@@ -484,62 +486,6 @@ static void on_received(struct op *o)
     }
     for (size_t i = 0; i < nb; i++)
         enqueue(&L.lookup_q, batch[i]);
-}
-
-/* After PAYMENT_MAX_ATTEMPTS provider errors: the message goes back to the
- * queue (after WORKER_POISON_DELAY_S) with its order still PENDING; its
- * receives run out into the dead-letter queue if the provider stays down. */
-static void release_unpaid(struct held *h)
-{
-    struct log_fields f = fields_of(h);
-    atomic_fetch_add(&wmetrics.payments_released, 1);
-    log_kv(LOG_WARN, &f, "payment provider failing: message released, order still PENDING",
-           "attempts", (long long)h->attempts, "receive_count", (long long)h->receive_count, NULL);
-    struct held *one[1] = {h};
-    change_visibility(one, 1, (int)wcfg.poison_delay_s);
-    held_free(h);
-}
-
-static void settle_done(struct held **hs, size_t n, const enum ledger_settled *st)
-{
-    int64_t now = util_mono_ms(), wall = util_wall_ms();
-    for (size_t i = 0; i < n; i++) {
-        struct held *h = hs[i];
-        struct log_fields f = fields_of(h);
-        int64_t pay_ms = now - h->received_ms;
-        if (st[i] == SETTLED_PROCESSED) {
-            int64_t e2e = wall - h->order_created_ms;
-            atomic_fetch_add(&wmetrics.processed, 1);
-            histogram_observe_ms(&wmetrics.payment_latency, (double)pay_ms);
-            histogram_observe_ms(&wmetrics.end_to_end_latency, (double)e2e);
-            log_kv(LOG_INFO, &f, "order processed", "payment_ms", (long long)pay_ms,
-                   "end_to_end_ms", (long long)e2e, "attempts", (long long)h->attempts, NULL);
-        } else if (st[i] == SETTLED_FAILED) {
-            atomic_fetch_add(&wmetrics.payments_declined, 1);
-            log_warn(&f, "order FAILED: payment declined (%s)", h->reason);
-        } else if (st[i] == SETTLED_PENDING && h->outcome == PAYMENT_ERROR) {
-            atomic_fetch_add(&wmetrics.payment_errors, 1);
-            log_warn(&f, "payment attempt %d of %lld failed: %s", h->attempts,
-                     (long long)wcfg.payment_max_attempts, h->reason);
-            if (h->attempts >= wcfg.payment_max_attempts) {
-                release_unpaid(h);
-            } else {
-                int64_t d = util_backoff_ms((unsigned)h->attempts, 250, 5000) + 100;
-                h->attempt_started_ms = now + d;
-                schedule_payment(h, now + d);
-            }
-            continue;
-        } else {
-            if (h->outcome == PAYMENT_APPROVED && wcfg.payment_provider == PAYMENT_HTTP)
-                log_error(&f,
-                          "provider approved payment %s for an order no longer PENDING "
-                          "(canceled meanwhile?): it needs a refund",
-                          h->payment_id);
-            atomic_fetch_add(&wmetrics.skipped, 1);
-            log_info(&f, "order no longer pending (processed elsewhere or canceled): not paid");
-        }
-        ack(h);
-    }
 }
 
 /* ---- database statements, one out per connection ---------------------------- */

@@ -61,5 +61,15 @@ size_t payment_in_flight(void);
 
 /* loop.c: h's attempt has an outcome; the ledger records it next. */
 void loop_payment_done(struct held *h);
+/* Acknowledges h: queued for DeleteMessageBatch, freed once deleted. */
+void loop_ack(struct held *h);
+/* (Re)arms h's payment timer for due_ms (monotonic). */
+void loop_schedule(struct held *h, int64_t due_ms);
+/* Gives h back to the queue, visible again after visibility_s, and frees it. */
+void loop_release(struct held *h, int visibility_s);
+
+/* ---- settle.c: after the ledger recorded the attempts of hs[0..n) ---- */
+
+void settle_done(struct held **hs, size_t n, const enum ledger_settled *st);
 
 #endif

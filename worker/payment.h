@@ -16,8 +16,9 @@
  * contract (README) makes safe. */
 enum payment_outcome { PAYMENT_APPROVED, PAYMENT_DECLINED, PAYMENT_ERROR };
 
-#define PAYMENT_ID_MAX 128       /* provider payment id, bytes */
-#define PAYMENT_REASON_MAX 200   /* decline reason or error excerpt, bytes (the column allows 500) \
+#define PAYMENT_ID_MAX 128 /* provider payment id, bytes */
+#define PAYMENT_REASON_MAX                                                                         \
+    200                          /* decline reason or error excerpt, bytes (the column allows 500) \
                                   */
 #define PAYMENT_ANSWER_MAX 65536 /* a longer answer is an error */
 
