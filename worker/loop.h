@@ -48,6 +48,9 @@ void extension_done(struct op *o, CURLcode code);
 /* 0, or -1 with err (memory, or an unreadable PAYMENT_AUTH_HEADER_FILE). */
 int payment_init(CURLM *multi, char *err, size_t errlen);
 void payment_cleanup(void);
+/* (Re)reads PAYMENT_AUTH_HEADER_FILE if it changed: 0, or -1 with err naming
+ * the variable (never the content); the previous value is kept. */
+int payment_auth_refresh(char *err, size_t errlen);
 /* Makes h's next attempt; its outcome (h->outcome, payment_id, reason,
  * latency_ms) comes back through loop_payment_done(h), at once for the
  * simulated provider, when the provider answers for the http one. */

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "loop.h"
 #include "worker.h"
 
 #ifndef ORDER_VERSION
@@ -205,7 +206,7 @@ static int check_payment(char *err, size_t errlen)
         snprintf(err, errlen, "PAYMENT_URL is required when PAYMENT_PROVIDER is http");
         return -1;
     }
-    return 0;
+    return payment_auth_refresh(err, errlen); /* its content, now rather than at the first call */
 }
 
 /* Every variable, or exit 2 with one line on stderr naming the first bad one. */

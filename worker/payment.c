@@ -48,7 +48,7 @@ static struct {
 
 /* Reads the auth file when it changed. On a failure the last good value is
  * kept. 0, or -1 with err (never the file's content). */
-static int auth_refresh(char *err, size_t errlen)
+int payment_auth_refresh(char *err, size_t errlen)
 {
     struct stat st;
     const char *path = wcfg.payment_auth_file;
@@ -87,8 +87,7 @@ static int auth_refresh(char *err, size_t errlen)
 
 int payment_init(CURLM *multi, char *err, size_t errlen)
 {
-    memset(&P, 0, sizeof(P));
-    P.multi = multi;
+    P.multi = multi; /* (the auth value may be loaded already: main.c checks it) */
     if (wcfg.payment_provider != PAYMENT_HTTP)
         return 0;
     P.cap = (size_t)wcfg.max_in_flight;
@@ -102,7 +101,7 @@ int payment_init(CURLM *multi, char *err, size_t errlen)
         P.free_list = &P.slab[i];
     }
     P.auth_checked_ms = util_mono_ms();
-    return auth_refresh(err, errlen);
+    return payment_auth_refresh(err, errlen);
 }
 
 void payment_cleanup(void)
@@ -195,7 +194,7 @@ static void start_http(struct held *h)
     int64_t now = util_mono_ms();
     if (wcfg.payment_auth_file && now - P.auth_checked_ms >= AUTH_CHECK_MS) {
         P.auth_checked_ms = now;
-        if (auth_refresh(err, sizeof(err)) != 0)
+        if (payment_auth_refresh(err, sizeof(err)) != 0)
             log_warn(NULL, "%s; keeping the previous value", err);
     }
     struct pay_call *c = P.free_list;

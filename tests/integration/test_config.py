@@ -312,3 +312,14 @@ def test_http_payment_provider_needs_a_url():
     env["PAYMENT_PROVIDER"] = "http"
     env.pop("PAYMENT_URL", None)
     assert_config_error("order-worker", env, "PAYMENT_URL")
+
+
+@pytest.mark.parametrize("content", [b"", b"Bearer a\r\nX-Injected: 1\n", b"\xff" * 10,
+                                     b"x" * 9000])
+def test_payment_auth_header_file_content_is_checked(tmp_path, content):
+    f = tmp_path / "auth"
+    f.write_bytes(content)
+    env = base("order-worker")
+    env["PAYMENT_AUTH_HEADER_FILE"] = str(f)
+    msg = assert_config_error("order-worker", env, "PAYMENT_AUTH_HEADER_FILE")
+    assert "Bearer" not in msg and "Injected" not in msg
