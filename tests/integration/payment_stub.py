@@ -28,11 +28,14 @@ class PaymentStub:
         self.charges = Counter()
         self.results = {}  # key -> (status, body): what a replay of the key gets
         self.requests = []  # (headers dict, body dict) of every call
+        self.connections = set()  # client (host, port) pairs: one per TCP connection
         self.lock = threading.Lock()
         self.release = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse shows
+
             def log_message(self, *args):
                 pass
 
@@ -44,6 +47,8 @@ class PaymentStub:
                 except ValueError:
                     body = None
                 key = self.headers.get("Idempotency-Key", "")
+                with stub.lock:
+                    stub.connections.add(self.client_address)
                 status, answer, hang = stub._decide(key, dict(self.headers), body)
                 if hang:
                     stub.release.wait(60)

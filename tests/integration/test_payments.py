@@ -143,6 +143,8 @@ def test_http_errors_retried_and_redelivered_then_one_charge(queue, db, procs, s
     names = [e["step"] for e in steps(api, oid)]
     assert names.count("PAYMENT_ERROR") == 4 and names.count("DELIVERED") == 3, names
     assert names[-2:] == ["PAYMENT_APPROVED", "PROCESSED"]
+    # the calls reuse the worker's connection (libcurl's pool on the loop's multi handle)
+    assert len(stub.connections) < stub.calls[oid], stub.connections
     assert worker.stop() == 0
     released = [l for l in worker.lines()
                 if l.get("msg", "").startswith("payment provider failing: message released")]
@@ -216,3 +218,22 @@ def test_simulated_error_rate_one_releases_to_the_dead_letter_queue(queues, sqs,
     assert api.get(f"/orders/{oid}").json()["status"] == "PENDING"
     assert [a[1] for a in attempts(db, oid)] == ["error"] * 4
     assert payments(db, oid) == []
+
+
+def test_http_many_orders_in_flight_each_charged_once(queue, db, procs, stub):
+    api = Api(queue)
+    procs.append(api)
+    ids = [api.post().json()["id"] for _ in range(150)]
+    worker = http_worker(queue, stub)
+    procs.append(worker)
+
+    def all_processed():
+        n = db.execute("SELECT count(*) FROM orders WHERE id = ANY(%s::uuid[])"
+                       " AND status = 'PROCESSED'", (ids,)).fetchone()[0]
+        return n == len(ids)
+
+    wait_for(all_processed, 60, "150 orders PROCESSED")
+    assert all(stub.charges[i] == 1 for i in ids)
+    assert db.execute("SELECT count(*) FROM payments WHERE order_id = ANY(%s::uuid[])",
+                      (ids,)).fetchone()[0] == len(ids)
+    assert worker.stop() == 0
