@@ -89,6 +89,12 @@ static const struct config_var cf_payment_auth_header_file = {
     .kind = CONFIG_FILE,
     .help = "http: file holding the Authorization header's value, re-read when it changes",
 };
+static const struct config_var cf_payment_auth_header = {
+    .name = "PAYMENT_AUTH_HEADER",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_TEXT,
+    .help = "http: the Authorization header's value itself (an ECS secret); not with the file",
+};
 static const struct config_var cf_payment_timeout_ms = {
     .name = "PAYMENT_TIMEOUT_MS",
     .def = "10000",
@@ -175,6 +181,7 @@ static const struct config_entry worker_entries[] = {
     {.var = &cf_payment_decline_rate, .to.s = &wcfg.payment_decline_rate_s},
     {.var = &cf_payment_error_rate, .to.s = &wcfg.payment_error_rate_s},
     {.var = &cf_payment_url, .to.s = &wcfg.payment_url},
+    {.var = &cf_payment_auth_header, .to.s = &wcfg.payment_auth_header},
     {.var = &cf_payment_auth_header_file, .to.s = &wcfg.payment_auth_file},
     {.var = &cf_payment_timeout_ms, .to.i = &wcfg.payment_timeout_ms},
     {.var = &cf_payment_max_attempts, .to.i = &wcfg.payment_max_attempts},
@@ -204,6 +211,12 @@ static int check_payment(char *err, size_t errlen)
     }
     if (wcfg.payment_provider == PAYMENT_HTTP && !wcfg.payment_url) {
         snprintf(err, errlen, "PAYMENT_URL is required when PAYMENT_PROVIDER is http");
+        return -1;
+    }
+    if (wcfg.payment_auth_header && wcfg.payment_auth_file) {
+        snprintf(err, errlen,
+                 "PAYMENT_AUTH_HEADER and PAYMENT_AUTH_HEADER_FILE are exclusive: "
+                 "set one of them");
         return -1;
     }
     return payment_auth_refresh(err, errlen); /* its content, now rather than at the first call */

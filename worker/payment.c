@@ -8,8 +8,9 @@
  * the same on every attempt and redelivery, which is what makes calling the
  * provider more than once safe (the provider contract, README). Calls live in
  * one slab sized for WORKER_MAX_IN_FLIGHT, so a finished easy handle is known
- * to be ours by its address. The Authorization value is re-read from
- * PAYMENT_AUTH_HEADER_FILE when the file changes and never logged.
+ * to be ours by its address. The Authorization value comes from
+ * PAYMENT_AUTH_HEADER (ECS injects secrets as variables) or is re-read from
+ * PAYMENT_AUTH_HEADER_FILE when the file changes; it is never logged.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +53,15 @@ int payment_auth_refresh(char *err, size_t errlen)
 {
     struct stat st;
     const char *path = wcfg.payment_auth_file;
+    if (!path &&
+        wcfg.payment_auth_header) { /* from the environment: fixed (CONFIG_TEXT checked it) */
+        if (strlen(wcfg.payment_auth_header) > AUTH_MAX) {
+            snprintf(err, errlen, "PAYMENT_AUTH_HEADER is over %d bytes", AUTH_MAX);
+            return -1;
+        }
+        util_strlcpy(P.auth, wcfg.payment_auth_header, sizeof(P.auth));
+        return 0;
+    }
     if (!path)
         return 0;
     if (stat(path, &st) != 0) {

@@ -26,7 +26,8 @@ struct worker_config {
     int64_t payment_delay_ms;
     int payment_provider;               /* PAYMENT_PROVIDER: enum payment_provider */
     const char *payment_url;            /* PAYMENT_PROVIDER=http */
-    const char *payment_auth_file;      /* the Authorization header's value, or NULL */
+    const char *payment_auth_header;    /* the Authorization header's value, or NULL */
+    const char *payment_auth_file;      /* or a file holding it, or NULL */
     const char *payment_decline_rate_s; /* as given; parsed into the doubles */
     const char *payment_error_rate_s;
     double payment_decline_rate;

@@ -104,6 +104,7 @@ SPECIFIC = {
     "PAYMENT_ERROR_RATE": ["2", "0,5"],
     "PAYMENT_URL": ["http://provider.example.com/pay", "ftp://127.0.0.1/pay", "pay"],
     "PAYMENT_AUTH_HEADER_FILE": ["/nonexistent/auth"],
+    "PAYMENT_AUTH_HEADER": ["Bearer a\tb", "x" * 9000],
     "PAYMENT_TIMEOUT_MS": ["99", "120001"],
     "PAYMENT_MAX_ATTEMPTS": ["0", "21"],
 }
@@ -305,6 +306,14 @@ def test_help_lists_the_sqs_client_and_credential_variables():
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                     "LOG_LEVEL", "LOG_FORMAT", "BIND_ADDRESS"):
             assert var in names, f"{prog} --help lacks {var}"
+
+
+def test_payment_auth_header_and_its_file_are_exclusive():
+    env = base("order-worker")
+    env["PAYMENT_AUTH_HEADER"] = "Bearer abc"
+    env["PAYMENT_AUTH_HEADER_FILE"] = str(ROOT / "README.md")
+    msg = assert_config_error("order-worker", env, "PAYMENT_AUTH_HEADER")
+    assert "abc" not in msg
 
 
 def test_http_payment_provider_needs_a_url():

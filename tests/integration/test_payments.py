@@ -115,9 +115,13 @@ def test_http_402_declines(queue, procs, stub):
     stub.mode, stub.reason = "http402", "card_expired"
     api = Api(queue)
     procs.append(api)
-    procs.append(http_worker(queue, stub))
+    worker = http_worker(queue, stub, {"PAYMENT_AUTH_HEADER": "Basic dXNlcjpwdw=="})
+    procs.append(worker)
     oid = api.post().json()["id"]
     assert api.wait_status(oid, "FAILED", timeout=20)["failure_reason"] == "card_expired"
+    assert stub.requests[0][0]["Authorization"] == "Basic dXNlcjpwdw=="
+    assert worker.stop() == 0
+    assert "dXNlcjpwdw" not in worker.text()
 
 
 def test_http_errors_retried_and_redelivered_then_one_charge(queue, db, procs, stub):
