@@ -32,8 +32,8 @@ static const char lookup_sql[] =
     "         o.customer_id, o.total_cents, o.currency"
     "  FROM orders o WHERE o.id = ANY($1::uuid[])"
     "), m AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[]) WITH ORDINALITY"
-    "         AS t(id, receive_count, message_id, ord)"
+    "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $5::bool[]) WITH ORDINALITY"
+    "         AS t(id, receive_count, message_id, recheck, ord)"
     "), ev AS ("
     "  INSERT INTO order_events (order_id, step, actor, correlation_id, detail)"
     "  SELECT f.id, s.step, $4, f.correlation_id,"
@@ -41,7 +41,7 @@ static const char lookup_sql[] =
     "              m.receive_count, 'message_id', m.message_id) ELSE '{}'::jsonb END"
     "  FROM found f JOIN m ON m.id = f.id"
     "  CROSS JOIN (VALUES (1, 'DELIVERED'), (2, 'PAYMENT_STARTED')) AS s(ord, step)"
-    "  WHERE f.status = 'PENDING'"
+    "  WHERE f.status = 'PENDING' AND NOT m.recheck"
     ")"
     "SELECT m.ord, f.status, f.correlation_id, f.created_ms, f.customer_id, f.total_cents,"
     "       f.currency FROM found f JOIN m ON m.id = f.id";
@@ -104,7 +104,7 @@ static int ensure(struct ledger *l, char *err, size_t errlen)
         return 0;
     if (db_ensure(&l->db, wcfg.database_url, "order-worker", err, errlen) != 0)
         return -1;
-    PGresult *r1 = PQprepare(l->db, "lookup", lookup_sql, 4, NULL);
+    PGresult *r1 = PQprepare(l->db, "lookup", lookup_sql, 5, NULL);
     PGresult *r2 = PQprepare(l->db, "settle", settle_sql, 7, NULL);
     int ok = PQresultStatus(r1) == PGRES_COMMAND_OK && PQresultStatus(r2) == PGRES_COMMAND_OK;
     if (!ok) {
@@ -157,25 +157,28 @@ static int send_prepared(struct ledger *l, const char *name, int n, const char *
 
 int ledger_send_lookup(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen)
 {
-    struct buf ids, counts, mids;
+    struct buf ids, counts, mids, rechecks;
     db_array_init(&ids);
     db_array_init(&counts);
     db_array_init(&mids);
+    db_array_init(&rechecks);
     for (size_t i = 0; i < n; i++) {
         db_array_add(&ids, h[i]->order_id);
         db_array_add_int(&counts, h[i]->receive_count);
         db_array_add(&mids, h[i]->message_id);
+        db_array_add(&rechecks, h[i]->recheck ? "t" : "f");
     }
     const char *p[] = {db_array_finish(&ids), db_array_finish(&counts), db_array_finish(&mids),
-                       actor};
+                       actor, db_array_finish(&rechecks)};
     int rc = -1;
-    if (!p[0] || !p[1] || !p[2])
+    if (!p[0] || !p[1] || !p[2] || !p[4])
         snprintf(err, errlen, "out of memory building the lookup");
     else
-        rc = send_prepared(l, "lookup", 4, p, err, errlen);
+        rc = send_prepared(l, "lookup", 5, p, err, errlen);
     buf_free(&ids);
     buf_free(&counts);
     buf_free(&mids);
+    buf_free(&rechecks);
     return rc;
 }
 

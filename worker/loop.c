@@ -398,6 +398,11 @@ static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
             loop_ack(h[i]);
             break;
         case LEDGER_PENDING: {
+            if (h[i]->recheck) { /* still PENDING: the retry goes ahead */
+                h[i]->recheck = false;
+                payment_start(h[i]);
+                break;
+            }
             /* the simulated provider takes PAYMENT_DELAY_MS; the http one its own time */
             int64_t delay = wcfg.payment_provider == PAYMENT_HTTP ? 0 : wcfg.payment_delay_ms;
             h[i]->state = H_PAYING;
@@ -527,8 +532,13 @@ static void run_job(struct dbjob *j, enum job_kind kind, struct hqueue *q, size_
 /* Starts the attempt of every order whose timer is due. */
 static void run_due_payments(int64_t now)
 {
-    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now)
-        payment_start(timer_heap_pop(&L.timers));
+    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now) {
+        struct held *h = timer_heap_pop(&L.timers);
+        if (h->recheck)
+            enqueue(&L.lookup_q, h); /* a retry: is the order still PENDING? */
+        else
+            payment_start(h);
+    }
 }
 
 /* Reads the answer of j's statement if it is in. */
@@ -771,8 +781,8 @@ int loop_run(int signal_fd)
                 ;
         }
         int64_t next = now + 1000;
+        run_due_payments(now); /* (retries queue their recheck for the lookup) */
         run_job(&L.jobs[JOB_LOOKUP], JOB_LOOKUP, &L.lookup_q, LOOKUP_BATCH, now);
-        run_due_payments(now);
         run_job(&L.jobs[JOB_PAY], JOB_PAY, &L.settle_q, JOB_MAX, now);
         extend_visibility(now, &next);
         flush_deletes();

@@ -6,7 +6,9 @@
  *
  * A retry never runs while the message could be redelivered elsewhere: the
  * message stays held, its visibility extended (extend.c), until it is
- * acknowledged or released.
+ * acknowledged or released. An http retry looks the order up again first
+ * (recheck), so an order canceled during the backoff never reaches the
+ * provider again.
  */
 #include "log.h"
 #include "loop.h"
@@ -49,6 +51,7 @@ void settle_done(struct held **hs, size_t n, const enum ledger_settled *st)
             } else {
                 int64_t d = util_backoff_ms((unsigned)h->attempts, 250, 5000) + 100;
                 h->attempt_started_ms = now + d;
+                h->recheck = wcfg.payment_provider == PAYMENT_HTTP;
                 loop_schedule(h, now + d);
             }
             continue;

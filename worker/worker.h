@@ -72,6 +72,9 @@ struct held {
      * kept until the ledger has recorded it (a database retry never calls
      * the provider again) */
     int attempts;
+    /* the next attempt looks the order up again first (http retries: a
+     * cancel during the backoff must keep the order from the provider) */
+    bool recheck;
     int64_t attempt_started_ms; /* monotonic */
     int64_t latency_ms;
     enum payment_outcome outcome;
@@ -190,7 +193,8 @@ void ledger_close(struct ledger *l);
 /* The socket to poll for the answer while a statement is out, else -1. */
 int ledger_socket(const struct ledger *l);
 /* Sends the lookup of h[0..n): classifies the messages by their order's
- * status and records DELIVERED and PAYMENT_STARTED for the pending ones. */
+ * status and records DELIVERED and PAYMENT_STARTED for the pending ones
+ * (not for a recheck before a retry). */
 int ledger_send_lookup(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
 /* Records the outcome of each h[i]'s last attempt (payment_attempts, the
  * timeline) and settles the PENDING orders in one statement: approved ->

@@ -241,3 +241,29 @@ def test_http_many_orders_in_flight_each_charged_once(queue, db, procs, stub):
     assert db.execute("SELECT count(*) FROM payments WHERE order_id = ANY(%s::uuid[])",
                       (ids,)).fetchone()[0] == len(ids)
     assert worker.stop() == 0
+
+
+def test_cancel_between_retries_stops_the_provider_calls(queue, procs, stub):
+    stub.mode = ("fail", 1000)  # the provider keeps failing: the worker keeps retrying
+    api = Api(queue)
+    procs.append(api)
+    worker = http_worker(queue, stub, {"PAYMENT_MAX_ATTEMPTS": "20"})
+    procs.append(worker)
+    oid = api.post().json()["id"]
+    wait_for(lambda: stub.calls[oid] >= 2, 20, "two failed attempts")
+    assert cancel(api, oid).status_code == 200
+    at_cancel = stub.calls[oid]
+
+    # the cancel landed between two attempts (the last one was just answered):
+    # the retry's recheck finds the order CANCELED and acknowledges the message
+    # without calling the provider again
+    def acknowledged():
+        return any(l.get("order_id") == oid and
+                   l.get("msg", "").startswith("order already processed or canceled")
+                   for l in worker.lines())
+
+    wait_for(acknowledged, 20, "the canceled order's message acknowledged by the recheck")
+    assert stub.calls[oid] == at_cancel
+    assert stub.charges[oid] == 0
+    assert api.get(f"/orders/{oid}").json()["status"] == "CANCELED"
+    assert worker.stop() == 0
