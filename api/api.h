@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "emf.h"
 #include "metrics.h"
 #include "order.h"
 #include "outbox_send.h"
@@ -47,17 +48,22 @@ struct api_config {
     const char *bind_address; /* BIND_ADDRESS, default 0.0.0.0 */
     const char *database_url;
     const char *queue_url;
-    int64_t threads;            /* libmicrohttpd worker threads */
-    int64_t max_connections;    /* concurrent client connections */
-    int64_t client_timeout_s;   /* idle / slow client timeout */
-    int64_t shutdown_grace_ms;  /* drain time on SIGTERM */
-    int64_t batch_max;          /* orders per group commit */
-    int64_t relay_interval_ms;  /* how often the relay looks for unsent outbox rows */
-    int log_level;              /* LOG_LEVEL: enum log_level */
-    int log_format;             /* LOG_FORMAT: enum config_log_format */
-    int64_t metrics_port;       /* METRICS_PORT: 0 = no metrics listener */
-    int64_t rate_limit_rps;     /* RATE_LIMIT_RPS: 0 = no rate limit */
-    int64_t rate_limit_burst;   /* RATE_LIMIT_BURST */
+    int64_t threads;                /* libmicrohttpd worker threads */
+    int64_t max_connections;        /* concurrent client connections */
+    int64_t client_timeout_s;       /* idle / slow client timeout */
+    int64_t shutdown_grace_ms;      /* drain time on SIGTERM */
+    int64_t batch_max;              /* orders per group commit */
+    int64_t relay_interval_ms;      /* how often the relay looks for unsent outbox rows */
+    int log_level;                  /* LOG_LEVEL: enum log_level */
+    int log_format;                 /* LOG_FORMAT: enum config_log_format */
+    int64_t metrics_port;           /* METRICS_PORT: 0 = no metrics listener */
+    int64_t metrics_emf;            /* METRICS_EMF: 1 = EMF lines on stdout */
+    int64_t metrics_emf_interval_s; /* METRICS_EMF_INTERVAL_S */
+    const char *metrics_namespace;  /* METRICS_NAMESPACE */
+    int64_t
+        outbox_max_backlog;   /* OUTBOX_MAX_BACKLOG: unsent rows before 503 overloaded; 0 = none */
+    int64_t rate_limit_rps;   /* RATE_LIMIT_RPS: 0 = no rate limit */
+    int64_t rate_limit_burst; /* RATE_LIMIT_BURST */
     const char *migrations_dir; /* MIGRATIONS_DIR, or NULL: beside the executable */
     const char *openapi_path;   /* OPENAPI_PATH, or NULL: beside the executable */
     struct api_auth_config auth;
@@ -109,7 +115,8 @@ int publisher_start(char *err, size_t errlen);
  * of the bodies. When the in-memory queue is full the rows stay for the relay. */
 void publisher_enqueue(struct outbox_msg *msgs, size_t n);
 void publisher_stop(void);
-/* Unsent rows and the age of the oldest, refreshed by the relay. */
+/* Unsent rows (counted by the relay, kept current between counts by what is
+ * committed and sent here) and the age of the oldest (the relay's count). */
 int64_t publisher_backlog(void);
 double publisher_oldest_age_s(void);
 /* Counters of the SQS side, for metrics. */
@@ -128,10 +135,18 @@ struct api_metrics {
     _Atomic uint64_t idempotent_replays;
     _Atomic uint64_t db_errors;
     _Atomic uint64_t group_commits;
+    _Atomic uint64_t orders_canceled; /* PENDING -> CANCELED by POST /orders/{id}/cancel */
+    _Atomic uint64_t overloaded;      /* POST /orders refused: outbox backlog at its limit */
+    struct emf_dist http_latency_ms;  /* every request, for EMF's HttpLatency */
     struct histogram request_latency;
     struct histogram commit_batch_latency;
 };
 extern struct api_metrics api_metrics;
+
+/* ---- metrics as CloudWatch EMF lines (emf_api.c) ---- */
+
+/* The metrics of one interval, for emf_start. */
+size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg);
 
 /* ---- HTTP ---- */
 

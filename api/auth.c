@@ -95,6 +95,7 @@ struct auth {
     char *discovered_uri; /* refresher thread only */
 
     /* cache */
+    EVP_MD *sha256; /* fetched once: OpenSSL 3's implicit fetch locks per call */
     struct cache_shard *shards;
     size_t n_sets; /* per shard; 0 = cache off */
 
@@ -296,6 +297,11 @@ struct auth *auth_new(const struct auth_config *c, char *err, size_t errlen)
     pthread_cond_init(&a->rf_done, &ca);
     pthread_condattr_destroy(&ca);
     a->last_demand_ms = INT64_MIN;
+    if (!(a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+        util_errf(err, errlen, "auth: OpenSSL has no SHA-256");
+        auth_free(a);
+        return NULL;
+    }
 
     if (validate(a, c, err, errlen) < 0) {
         auth_free(a);
@@ -700,7 +706,7 @@ enum auth_status auth_check(struct auth *a, const char *header, int64_t now_s,
         return finish(a, JWT_KEYS_NOT_READY, reason);
     if ((r = jwt_bearer(header, &tok, &len)) != JWT_OK)
         goto done;
-    if (EVP_Digest(tok, len, key, &keylen, EVP_sha256(), NULL) != 1 || keylen != sizeof(key)) {
+    if (EVP_Digest(tok, len, key, &keylen, a->sha256, NULL) != 1 || keylen != sizeof(key)) {
         r = JWT_INTERNAL;
         goto done;
     }
@@ -785,6 +791,7 @@ void auth_free(struct auth *a)
         }
         free(a->shards);
     }
+    EVP_MD_free(a->sha256);
     free(a->discovered_uri);
     free(a->issuer);
     free(a->jwks_url);

@@ -130,15 +130,25 @@ static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *o
     char **bodies = calloc(n, sizeof(char *));
     int rc = -1;
 
+    *conn_lost = false;
     snprintf(actor, sizeof(actor), "order-api/%s", log_instance_id());
     for (int k = 0; k < 10; k++)
         db_array_init(&a[k]);
+    if (!bodies) {
+        util_errf(err, errlen, "out of memory");
+        goto out_arrays;
+    }
     for (size_t i = 0; i < n; i++) {
         struct create_job *j = jobs[i];
         json_t *it = order_items_json(&j->req);
-        char *items = util_json_dumps(it, JSON_COMPACT);
+        char *items = it ? util_json_dumps(it, JSON_COMPACT) : NULL;
         json_decref(it);
         bodies[i] = order_message_body(j->id);
+        if (!items || !bodies[i]) {
+            free(items);
+            util_errf(err, errlen, "out of memory");
+            goto out;
+        }
         db_array_add(&a[0], j->id);
         db_array_add(&a[1], j->req.customer_id);
         db_array_add(&a[2], items);
@@ -156,8 +166,13 @@ static int insert_batch(struct create_job **jobs, size_t n, struct outbox_msg *o
     params[9] = actor;
     params[10] = api_cfg.queue_url;
     params[11] = db_array_finish(&a[9]);
+    for (int k = 0; k < 12; k++) {
+        if (!params[k]) {
+            util_errf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
 
-    *conn_lost = false;
     PGresult *r = PQexecPrepared(cm_db, "insert_orders", 12, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n) {
         db_error(cm_db, r, err, errlen);
@@ -191,6 +206,7 @@ out:
     for (size_t i = 0; i < n; i++)
         free(bodies[i]);
     free(bodies);
+out_arrays:
     for (int k = 0; k < 10; k++)
         buf_free(&a[k]);
     return rc;

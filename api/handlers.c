@@ -29,9 +29,41 @@ static void job_done(struct create_job *j, void *arg)
     MHD_resume_connection((struct MHD_Connection *)arg);
 }
 
+/* True when the outbox holds OUTBOX_MAX_BACKLOG unsent rows or more: new
+ * orders are refused until the publisher catches up. Counted each time,
+ * logged at most once a second with how many were refused since. */
+static bool overloaded(void)
+{
+    static _Atomic int64_t last_log_ms;
+    static _Atomic uint64_t since_log;
+    int64_t limit = api_cfg.outbox_max_backlog, backlog = publisher_backlog();
+    if (limit == 0 || backlog < limit)
+        return false;
+    atomic_fetch_add(&api_metrics.overloaded, 1);
+    uint64_t n = atomic_fetch_add(&since_log, 1) + 1;
+    int64_t now = util_mono_ms(), last = atomic_load(&last_log_ms);
+    if ((last == 0 || now - last >= 1000) &&
+        atomic_compare_exchange_strong(&last_log_ms, &last, now)) {
+        atomic_fetch_sub(&since_log, n);
+        log_kv(LOG_WARN, NULL,
+               "overloaded: the outbox backlog is at OUTBOX_MAX_BACKLOG; POST /orders answers 503",
+               "backlog", (long long)backlog, "limit", (long long)limit, "refused", (long long)n,
+               NULL);
+    }
+    return true;
+}
+
 enum MHD_Result handle_create(struct req_ctx *c)
 {
     struct order_errors errs;
+
+    if (overloaded()) {
+        static const char *const h[] = {"Retry-After", "5", NULL};
+        return http_send_error(c, 503, "overloaded",
+                               "too many accepted orders are still waiting to be sent to the "
+                               "queue; retry later",
+                               NULL, NULL, h);
+    }
     struct create_job *j = calloc(1, sizeof(*j));
 
     if (!j)

@@ -68,6 +68,8 @@ enum MHD_Result http_send_text(struct req_ctx *c, int status, const char *type, 
     enum MHD_Result ret = MHD_queue_response(c->conn, (unsigned)status, r);
     MHD_destroy_response(r);
     metrics_api_count(c->route, status);
+    if (status >= 400 && c->route == R_ORDERS && c->method && strcmp(c->method, "POST") == 0)
+        metrics_api_order_refused(status);
     c->status = status;
     c->bytes_out = len;
     c->responded = true;
@@ -287,7 +289,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = c;
         c->conn = conn;
         c->method = method;
-        c->start_ms = util_mono_ms();
+        c->start_us = util_mono_us();
         atomic_fetch_add(&in_flight, 1);
         buf_init(&c->body, ORDER_MAX_BODY_BYTES);
         return on_headers(c, url, method);
@@ -335,8 +337,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_ctx *c = *con_cls;
     if (!c)
         return;
-    int64_t took = util_mono_ms() - c->start_ms;
-    histogram_observe_ms(&api_metrics.request_latency, (double)took);
+    int64_t took_us = util_mono_us() - c->start_us, took = took_us / 1000;
+    histogram_observe_ms(&api_metrics.request_latency, (double)took_us / 1000.0);
+    emf_dist_observe(&api_metrics.http_latency_ms, (double)took_us / 1000.0);
     if (c->responded) {
         struct log_fields f = {.correlation_id = c->correlation_id,
                                .principal = c->caller.authenticated ? c->caller.principal : NULL};

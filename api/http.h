@@ -42,7 +42,7 @@ struct req_ctx {
     uint64_t bytes_out;
     struct create_job *job;
     struct MHD_Connection *conn;
-    int64_t start_ms;
+    int64_t start_us;                      /* monotonic */
     struct req_ctx *susp_prev, *susp_next; /* suspended POSTs, for shutdown */
 };
 
@@ -76,6 +76,29 @@ void http_suspend(struct req_ctx *c);
 
 /* Requests by route and status, and the /metrics page (metrics_api.c). */
 void metrics_api_count(enum route r, int status);
+
+/* Why a POST /orders was refused, by its status: 400, 413, 414, 415, 422,
+ * 431 invalid; 401, 403 auth; 429 rate limited; 503 unavailable (overloaded
+ * included: api_metrics.overloaded counts those apart); anything else error. */
+enum refused_reason {
+    REFUSED_INVALID,
+    REFUSED_AUTH,
+    REFUSED_RATE_LIMITED,
+    REFUSED_UNAVAILABLE,
+    REFUSED_ERROR,
+    REFUSED_COUNT
+};
+void metrics_api_order_refused(int status);
+
+/* Totals since the start, for the EMF lines. */
+struct api_request_totals {
+    uint64_t all;
+    uint64_t server_errors; /* 5xx */
+    uint64_t auth_failures; /* 401 and 403 */
+    uint64_t rate_limited;  /* 429 */
+    uint64_t orders_refused[REFUSED_COUNT];
+};
+void metrics_api_totals(struct api_request_totals *t);
 enum MHD_Result metrics_api_page(struct req_ctx *c);
 
 #endif

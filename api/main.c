@@ -107,6 +107,15 @@ static const struct config_var cf_outbox_relay_interval_ms = {
     .max = 600000,
     .help = "how often the relay looks for unsent outbox rows, milliseconds",
 };
+static const struct config_var cf_outbox_max_backlog = {
+    .name = "OUTBOX_MAX_BACKLOG",
+    .def = "100000",
+    .programs = CONFIG_API,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 1000000000,
+    .help = "unsent outbox rows at which POST /orders answers 503 overloaded; 0: no limit",
+};
 static const struct config_var cf_migrations_dir = {
     .name = "MIGRATIONS_DIR",
     .shown = "<bin>/../share/order-service/migrations",
@@ -258,8 +267,12 @@ static const struct config_entry api_entries[] = {
     {.var = &cf_api_shutdown_grace_ms, .to.i = &api_cfg.shutdown_grace_ms},
     {.var = &cf_api_batch_max, .to.i = &api_cfg.batch_max},
     {.var = &cf_outbox_relay_interval_ms, .to.i = &api_cfg.relay_interval_ms},
+    {.var = &cf_outbox_max_backlog, .to.i = &api_cfg.outbox_max_backlog},
     {.var = &cf_openapi_path, .to.s = &api_cfg.openapi_path},
     {.var = &cf_metrics_port, .to.i = &api_cfg.metrics_port},
+    {.var = &cf_metrics_emf, .to.i = &api_cfg.metrics_emf},
+    {.var = &cf_metrics_emf_interval_s, .to.i = &api_cfg.metrics_emf_interval_s},
+    {.var = &cf_metrics_namespace, .to.s = &api_cfg.metrics_namespace},
     {.var = &cf_auth_mode, .to.e = &api_cfg.auth.mode},
     {.var = &cf_auth_issuer, .to.s = &api_cfg.auth.issuer},
     {.var = &cf_auth_audience, .to.s = &api_cfg.auth.audience},
@@ -423,6 +436,10 @@ static int cmd_serve(void)
         guard_stop();
         return 1;
     }
+    if (api_cfg.metrics_emf &&
+        emf_start(api_cfg.metrics_namespace, "order-api", api_cfg.metrics_emf_interval_s,
+                  api_emf_collect, NULL, err, sizeof(err)) != 0)
+        log_error(NULL, "metrics: %s: no EMF lines", err); /* the service itself still works */
     log_kv(LOG_INFO, NULL, "order-api listening", "port", (long long)api_cfg.port, "threads",
            (long long)api_cfg.threads, NULL);
     sigwait(&set, &sig);
@@ -430,6 +447,7 @@ static int cmd_serve(void)
     http_stop(api_cfg.shutdown_grace_ms);
     committer_stop(2000);
     publisher_stop();
+    emf_stop(); /* after the others: the last line holds everything they did */
     guard_stop();
     log_info(NULL, "order-api stopped");
     return 0;

@@ -1,8 +1,9 @@
 /*
- * metrics_api.c - order-api's counters by route and status, and its
- * Prometheus /metrics page.
+ * metrics_api.c - order-api's counters by route and status (and of POST
+ * /orders refused, by reason), and its Prometheus /metrics page.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "guard.h"
 #include "http.h"
@@ -13,12 +14,62 @@ static const int counted_status[] = {200, 201, 400, 401, 403, 404, 405, 409, 413
 #define N_STATUS (sizeof(counted_status) / sizeof(counted_status[0]))
 static _Atomic uint64_t requests_total[R_COUNT][N_STATUS];
 
+static _Atomic uint64_t orders_refused[REFUSED_COUNT];
+
 void metrics_api_count(enum route r, int status)
 {
     size_t i = 0;
     while (counted_status[i] && counted_status[i] != status)
         i++;
     atomic_fetch_add_explicit(&requests_total[r][i], 1, memory_order_relaxed);
+}
+
+void metrics_api_order_refused(int status)
+{
+    enum refused_reason why;
+    switch (status) {
+    case 400:
+    case 413:
+    case 414:
+    case 415:
+    case 422:
+    case 431:
+        why = REFUSED_INVALID;
+        break;
+    case 401:
+    case 403:
+        why = REFUSED_AUTH;
+        break;
+    case 429:
+        why = REFUSED_RATE_LIMITED;
+        break;
+    case 503:
+        why = REFUSED_UNAVAILABLE;
+        break;
+    default:
+        why = REFUSED_ERROR;
+        break;
+    }
+    atomic_fetch_add_explicit(&orders_refused[why], 1, memory_order_relaxed);
+}
+
+void metrics_api_totals(struct api_request_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (int r = 0; r < R_COUNT; r++)
+        for (size_t s = 0; s < N_STATUS; s++) {
+            uint64_t v = atomic_load_explicit(&requests_total[r][s], memory_order_relaxed);
+            int st = counted_status[s];
+            t->all += v;
+            if (st >= 500 || st == 0)
+                t->server_errors += v; /* "other" is what the table does not know: a failure */
+            if (st == 401 || st == 403)
+                t->auth_failures += v;
+            if (st == 429)
+                t->rate_limited += v;
+        }
+    for (int i = 0; i < REFUSED_COUNT; i++)
+        t->orders_refused[i] = atomic_load_explicit(&orders_refused[i], memory_order_relaxed);
 }
 
 enum MHD_Result metrics_api_page(struct req_ctx *c)
@@ -72,6 +123,13 @@ enum MHD_Result metrics_api_page(struct req_ctx *c)
     metrics_header(&b, "order_api_outbox_rejected_total", "counter",
                    "Outbox rows SQS refused for good (SenderFault), parked");
     metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
+    metrics_header(&b, "order_api_overloaded_total", "counter",
+                   "POST /orders answered 503 overloaded (outbox backlog at OUTBOX_MAX_BACKLOG)");
+    metrics_sample(&b, "order_api_overloaded_total", "",
+                   (double)atomic_load(&api_metrics.overloaded));
+    metrics_header(&b, "order_api_orders_canceled_total", "counter", "Orders canceled");
+    metrics_sample(&b, "order_api_orders_canceled_total", "",
+                   (double)atomic_load(&api_metrics.orders_canceled));
     metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
     metrics_sample(&b, "order_api_db_errors_total", "",
                    (double)atomic_load(&api_metrics.db_errors));

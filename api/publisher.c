@@ -48,7 +48,11 @@ struct publisher {
     int64_t backoff_until; /* monotonic ms; no fast-path sends before it */
     unsigned failures;     /* consecutive rounds where nothing went out */
 
-    _Atomic int64_t backlog;   /* unsent rows, refreshed by the relay */
+    /* Unsent rows: counted by the relay every interval, and in between
+     * raised by each commit and lowered by each round sent, so the limit
+     * (OUTBOX_MAX_BACKLOG) is checked per request without a query. Rows of
+     * other replicas are seen at the next count. */
+    _Atomic int64_t backlog;
     _Atomic int64_t oldest_ms; /* age of the oldest unsent row */
     _Atomic int64_t last_drop_warn_ms;
     _Atomic uint64_t dropped_since_warn;
@@ -81,7 +85,8 @@ static const char park_sql[] =
 
 int64_t publisher_backlog(void)
 {
-    return atomic_load(&pub.backlog);
+    int64_t b = atomic_load(&pub.backlog);
+    return b > 0 ? b : 0; /* a count that raced a round may undershoot until the next one */
 }
 
 double publisher_oldest_age_s(void)
@@ -127,6 +132,12 @@ static void exec_arrays(struct publisher *p, const char *sql, const char *const 
                         size_t rows, const char *what)
 {
     char err[512];
+    for (int i = 0; i < n; i++) {
+        if (!params[i]) { /* the rows stay as they are: the relay sees them again */
+            log_warn(NULL, "publisher: could not %s %zu outbox rows: out of memory", what, rows);
+            return;
+        }
+    }
     PGresult *r = PQexecParams(p->db, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         db_error(p->db, r, err, sizeof(err));
@@ -189,6 +200,7 @@ static void record(struct publisher *p, const struct outbox_msg *m, const struct
         const char *prm[] = {db_array_finish(&park_ids), db_array_finish(&park_errs)};
         exec_arrays(p, park_sql, prm, 2, n_park, "park");
     }
+    atomic_fetch_sub(&p->backlog, (int64_t)(n_ok + n_park));
     buf_free(&ok_ids);
     buf_free(&ok_mids);
     buf_free(&retry_ids);
@@ -425,6 +437,7 @@ void publisher_enqueue(struct outbox_msg *msgs, size_t n)
 {
     struct publisher *p = &pub;
     size_t dropped = 0;
+    atomic_fetch_add(&p->backlog, (int64_t)n); /* committed, so unsent until a round sends them */
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < n; i++) {
         if (p->count == PUB_QUEUE_CAP) {

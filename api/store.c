@@ -126,7 +126,7 @@ enum store_rc store_get_order(const char *id, const char *customer, json_t **ord
     enum store_rc rc = STORE_NOT_FOUND;
     if (PQntuples(r) == 1) {
         *order = order_row(r, 0);
-        rc = STORE_OK;
+        rc = *order ? STORE_OK : STORE_ERROR; /* out of memory */
     }
     PQclear(r);
     return rc;
@@ -157,16 +157,25 @@ enum store_rc store_list_orders(const char *customer, const char *status, int li
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(c, r);
-    *orders = json_array();
+    /* All or nothing: a page missing an order (out of memory) would read as
+     * a complete page, and a lost cursor as the last one. */
     *next_cursor = NULL;
+    *orders = json_array();
     int n = PQntuples(r) > limit ? limit : PQntuples(r);
-    for (int i = 0; i < n; i++)
-        json_array_append_new(*orders, order_row(r, i));
-    if (PQntuples(r) > limit) {
-        if (asprintf(next_cursor, "%s_%s", PQgetvalue(r, n - 1, 11), PQgetvalue(r, n - 1, 0)) < 0)
-            *next_cursor = NULL;
+    bool ok = *orders != NULL;
+    for (int i = 0; ok && i < n; i++)
+        ok = json_array_append_new(*orders, order_row(r, i)) == 0;
+    if (ok && PQntuples(r) > limit &&
+        asprintf(next_cursor, "%s_%s", PQgetvalue(r, n - 1, 11), PQgetvalue(r, n - 1, 0)) < 0) {
+        *next_cursor = NULL;
+        ok = false;
     }
     PQclear(r);
+    if (!ok) {
+        json_decref(*orders);
+        *orders = NULL;
+        return STORE_ERROR;
+    }
     return STORE_OK;
 }
 
@@ -191,16 +200,26 @@ enum store_rc store_order_events(const char *id, const char *customer, json_t **
         return STORE_NOT_FOUND;
     }
     *events = json_array();
-    for (int i = 0; i < PQntuples(r); i++) {
+    bool ok = *events != NULL;
+    for (int i = 0; ok && i < PQntuples(r); i++) {
         if (PQgetisnull(r, i, 1))
             continue; /* an order without events (only before migration 003) */
         json_t *detail = json_loads(PQgetvalue(r, i, 4), 0, NULL);
-        json_array_append_new(
-            *events, json_pack("{s:s, s:s, s:s, s:s, s:o}", "at", PQgetvalue(r, i, 0), "step",
-                               PQgetvalue(r, i, 1), "actor", PQgetvalue(r, i, 2), "correlation_id",
-                               PQgetvalue(r, i, 3), "detail", detail ? detail : json_object()));
+        if (!detail)
+            detail = json_object();
+        /* "o" takes the reference even when the pack fails */
+        ok = detail &&
+             json_array_append_new(
+                 *events, json_pack("{s:s, s:s, s:s, s:s, s:o}", "at", PQgetvalue(r, i, 0), "step",
+                                    PQgetvalue(r, i, 1), "actor", PQgetvalue(r, i, 2),
+                                    "correlation_id", PQgetvalue(r, i, 3), "detail", detail)) == 0;
     }
     PQclear(r);
+    if (!ok) { /* all or nothing: a timeline missing a step would mislead */
+        json_decref(*events);
+        *events = NULL;
+        return STORE_ERROR;
+    }
     return STORE_OK;
 }
 
@@ -229,6 +248,8 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
         return failed(c, r);
     bool canceled = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     PQclear(r);
+    if (canceled)
+        atomic_fetch_add(&api_metrics.orders_canceled, 1);
     enum store_rc rc = store_get_order(id, customer, order);
     if (rc != STORE_OK)
         return rc;

@@ -86,7 +86,8 @@ def main():
     r.sampler.start()
     r.create_db()
     rows = {"off": [], "jwt": []}
-    try:
+
+    def rounds():
         for i in range(a.rounds):
             for mode in ("off", "jwt"):
                 r.mode = mode
@@ -102,11 +103,8 @@ def main():
         print(json.dumps(out, indent=1))
         # every POST of both modes must have been answered 201
         return 0 if all(x["non201"] == 0 for m in rows for x in rows[m]) else 1
-    except B.Interrupted as e:
-        B.log(f"interrupted ({e})")
-        return 130
-    finally:
-        r.close()
+
+    return B.run_closing(r, rounds)
 
 
 if __name__ == "__main__":

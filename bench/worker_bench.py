@@ -241,7 +241,8 @@ def main():
     r = WorkerRun(ns)
     r.sampler.start()
     r.create_db()
-    try:
+
+    def case():
         row = r.run_case(label, extra, a.orders)
         row["machine_cpu_groups"] = row.pop("cpu")
         (out_dir / f"{label}.json").write_text(json.dumps(row, indent=1, default=str))
@@ -249,11 +250,8 @@ def main():
                          default=str))
         B.log(f"written {out_dir / (label + '.json')}")
         return 0 if all(row["checks"].values()) else 1
-    except B.Interrupted as e:
-        B.log(f"interrupted ({e})")
-        return 130
-    finally:
-        r.close()
+
+    return B.run_closing(r, case)
 
 
 if __name__ == "__main__":

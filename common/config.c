@@ -181,6 +181,34 @@ const struct config_var cf_metrics_port = {
     .help = "port of Prometheus /metrics (and /healthz); 0 turns it off",
 };
 
+const struct config_var cf_metrics_emf = {
+    .name = "METRICS_EMF",
+    .def = "0",
+    .programs = BOTH,
+    .kind = CONFIG_INT,
+    .min = 0,
+    .max = 1,
+    .help = "1: write metrics as CloudWatch Embedded Metric Format lines on stdout",
+};
+
+const struct config_var cf_metrics_emf_interval_s = {
+    .name = "METRICS_EMF_INTERVAL_S",
+    .def = "60",
+    .programs = BOTH,
+    .kind = CONFIG_INT,
+    .min = 1,
+    .max = 3600,
+    .help = "seconds aggregated into one EMF line",
+};
+
+const struct config_var cf_metrics_namespace = {
+    .name = "METRICS_NAMESPACE",
+    .def = "OrderService",
+    .programs = BOTH,
+    .kind = CONFIG_WORD,
+    .help = "CloudWatch namespace of the EMF metrics (dimension Service = the program)",
+};
+
 /* ---- messages ------------------------------------------------------------ */
 
 /* The first byte of s outside [lo, hi], or NULL. */

@@ -151,6 +151,9 @@ extern const struct config_var cf_log_level;
 extern const struct config_var cf_log_format;
 extern const struct config_var cf_bind_address;
 extern const struct config_var cf_metrics_port;
+extern const struct config_var cf_metrics_emf;
+extern const struct config_var cf_metrics_emf_interval_s;
+extern const struct config_var cf_metrics_namespace;
 
 /* The SQS client's and the credential chain's variables, in the order a
  * program's table lists them (validated only; the clients read them). */

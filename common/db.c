@@ -245,6 +245,7 @@ void db_array_add_int(struct buf *b, long long value)
 
 const char *db_array_finish(struct buf *b)
 {
-    buf_append(b, "}", 1);
+    if (buf_append(b, "}", 1) != 0 || b->failed)
+        return NULL;
     return b->data;
 }

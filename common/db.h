@@ -45,5 +45,6 @@ int db_migrate(PGconn *conn, const char *dir, char *err, size_t errlen);
 void db_array_init(struct buf *b);
 void db_array_add(struct buf *b, const char *value);
 void db_array_add_int(struct buf *b, long long value);
-/* Closes the literal and returns b->data (owned by b). */
+/* Closes the literal and returns b->data (owned by b), or NULL when any
+ * append failed (out of memory): the literal would be incomplete. */
 const char *db_array_finish(struct buf *b);

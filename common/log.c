@@ -187,6 +187,15 @@ static void log_emit(json_t *o)
     free(s);
 }
 
+void log_raw(const char *line)
+{
+    pthread_mutex_lock(&log_lock);
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    pthread_mutex_unlock(&log_lock);
+}
+
 void log_msg(enum log_level level, const struct log_fields *fields, const char *fmt, ...)
 {
     char msg[1024];

@@ -42,6 +42,11 @@ void log_kv(enum log_level level, const struct log_fields *fields, const char *m
  * template (never the raw path, which holds ids), bytes the body sent. */
 void log_access(const struct log_fields *fields, const char *method, const char *route, int status,
                 long long duration_ms, long long bytes);
+/* Writes line and a newline to stdout as it is, under the lock of the log
+ * lines, so it never interleaves with one (the metrics' EMF lines). line must
+ * be one line: no newline of its own. */
+void log_raw(const char *line);
+
 #define log_debug(f, ...) log_msg(LOG_DEBUG, f, __VA_ARGS__)
 #define log_info(f, ...) log_msg(LOG_INFO, f, __VA_ARGS__)
 #define log_warn(f, ...) log_msg(LOG_WARN, f, __VA_ARGS__)

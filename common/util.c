@@ -61,6 +61,13 @@ int64_t util_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t util_mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
 int64_t util_wall_ms(void)
 {
     return clock_ms(CLOCK_REALTIME);

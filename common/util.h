@@ -19,6 +19,7 @@ void util_uuid_v4(char out[UUID_STR_LEN]);
 bool util_is_uuid(const char *s);
 
 int64_t util_mono_ms(void); /* monotonic clock, for timers and deadlines */
+int64_t util_mono_us(void); /* the same clock in microseconds, for latencies */
 int64_t util_wall_ms(void); /* Unix epoch milliseconds */
 
 /* "Full jitter" exponential backoff: random in [0, min(cap, base * 2^attempt)]. */

@@ -72,6 +72,8 @@ locals {
     { name = "PAYMENT_DELAY_MS", value = tostring(var.payment_delay_ms) },
     { name = "WORKER_MAX_IN_FLIGHT", value = tostring(var.worker_max_in_flight) },
     { name = "WORKER_SHUTDOWN_GRACE_MS", value = tostring(var.worker_shutdown_grace_ms) },
+    # the redrive policy's maxReceiveCount (sqs.tf), for the DlqBound metric
+    { name = "WORKER_MAX_RECEIVE_COUNT", value = tostring(var.sqs_max_receive_count) },
   ], local.payment_url_environment)
 
   worker_secrets = concat(local.db_password_secret, local.payment_auth_secrets)

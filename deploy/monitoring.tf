@@ -45,7 +45,7 @@ locals {
         concat([local.ns, "OrdersPublished"], local.api, [{ label = "published to SQS (api)" }]),
         concat([local.ns, "OrdersProcessed"], local.worker, [{ label = "processed (worker)" }]),
         concat([local.ns, "OrdersFailed"], local.worker, [{ label = "failed (worker)" }]),
-        concat([local.ns, "OrdersCanceled"], local.worker, [{ label = "canceled (worker)" }]),
+        concat([local.ns, "OrdersCanceled"], local.api, [{ label = "canceled (api)" }]),
       ]
     },
     {

@@ -342,6 +342,8 @@ static void poison(struct held *h, const char *reason)
     struct log_fields f = fields_of(h);
     atomic_fetch_add(&wmetrics.failed, 1);
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
+    if (h->receive_count == 0 || h->receive_count >= wcfg.max_receive_count)
+        atomic_fetch_add(&wmetrics.dlq_bound, 1);
     loop_release(h, (int)wcfg.poison_delay_s);
 }
 
@@ -424,6 +426,7 @@ static void log_rejected(const struct sqs_rejected *r)
     struct log_fields f = {.message_id = r->message_id[0] ? r->message_id : NULL};
     char msg[640];
     atomic_fetch_add(&wmetrics.failed, 1);
+    atomic_fetch_add(&wmetrics.dlq_bound, 1); /* its receive count is unknown */
     snprintf(msg, sizeof(msg), "malformed message left for the dead-letter queue: %s",
              r->why.message);
     log_kv(LOG_ERROR, &f, msg, "receipt_handle_present", (long long)r->has_receipt_handle, NULL);
@@ -609,6 +612,8 @@ static void on_done(CURL *easy, CURLcode code)
     struct sqs_request *req = o->req;
     if (sqs_request_complete(req, code, &err) != 0) {
         atomic_fetch_add(&wmetrics.sqs_errors, 1);
+        if (o->kind == OP_RECEIVE)
+            atomic_fetch_add(&wmetrics.receive_errors, 1);
         bool retry = sqs_error_retryable(&err) &&
                      (o->kind == OP_RECEIVE || sqs_request_attempts(req) < DELETE_RETRIES);
         if (o->kind == OP_RECEIVE && L.stopping)

@@ -158,6 +158,16 @@ static const struct config_var cf_worker_poison_delay_s = {
     .max = 43200,
     .help = "visibility given back to a message that cannot be processed",
 };
+static const struct config_var cf_worker_max_receive_count = {
+    .name = "WORKER_MAX_RECEIVE_COUNT",
+    .def = "5",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 1,
+    .max = 1000,
+    .help = "the queue's redrive maxReceiveCount: a message the worker gives up on at this "
+            "receive is counted DlqBound",
+};
 static const struct config_var cf_worker_shutdown_grace_ms = {
     .name = "WORKER_SHUTDOWN_GRACE_MS",
     .def = "25000",
@@ -176,6 +186,9 @@ static const struct config_entry worker_entries[] = {
     CONFIG_AWS_ENTRIES,
     {.var = &cf_bind_address, .to.s = &wcfg.bind_address},
     {.var = &cf_metrics_port, .to.i = &wcfg.metrics_port},
+    {.var = &cf_metrics_emf, .to.i = &wcfg.metrics_emf},
+    {.var = &cf_metrics_emf_interval_s, .to.i = &wcfg.metrics_emf_interval_s},
+    {.var = &cf_metrics_namespace, .to.s = &wcfg.metrics_namespace},
     {.var = &cf_payment_provider, .to.e = &wcfg.payment_provider},
     {.var = &cf_payment_delay_ms, .to.i = &wcfg.payment_delay_ms},
     {.var = &cf_payment_decline_rate, .to.s = &wcfg.payment_decline_rate_s},
@@ -190,6 +203,7 @@ static const struct config_entry worker_entries[] = {
     {.var = &cf_worker_wait_time_s, .to.i = &wcfg.wait_time_s},
     {.var = &cf_worker_visibility_timeout_s, .to.i = &wcfg.visibility_s},
     {.var = &cf_worker_poison_delay_s, .to.i = &wcfg.poison_delay_s},
+    {.var = &cf_worker_max_receive_count, .to.i = &wcfg.max_receive_count},
     {.var = &cf_worker_shutdown_grace_ms, .to.i = &wcfg.shutdown_grace_ms},
 };
 static const struct config_table worker_table = {
@@ -267,6 +281,11 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
              &wmetrics.redelivered},
             {"order_worker_sqs_requests_total", "SQS requests sent", &wmetrics.sqs_requests},
             {"order_worker_sqs_errors_total", "Failed SQS requests", &wmetrics.sqs_errors},
+            {"order_worker_receive_errors_total", "Failed ReceiveMessage calls",
+             &wmetrics.receive_errors},
+            {"order_worker_dlq_bound_total",
+             "Messages given up on at their last receive (bound for the dead-letter queue)",
+             &wmetrics.dlq_bound},
             {"order_worker_payments_declined_total",
              "Orders FAILED because the payment was declined", &wmetrics.payments_declined},
             {"order_worker_payment_errors_total", "Payment attempts ending in a provider error",
@@ -379,11 +398,16 @@ int main(int argc, char **argv)
         log_error(NULL, "cannot start: %s", err);
         return 1;
     }
+    if (wcfg.metrics_emf &&
+        emf_start(wcfg.metrics_namespace, "order-worker", wcfg.metrics_emf_interval_s,
+                  worker_emf_collect, NULL, err, sizeof(err)) != 0)
+        log_error(NULL, "metrics: %s: no EMF lines", err); /* the worker itself still works */
     log_kv(LOG_INFO, NULL, "order-worker started", "max_in_flight", (long long)wcfg.max_in_flight,
            "payment_delay_ms", (long long)wcfg.payment_delay_ms, "payment_http",
            (long long)(wcfg.payment_provider == PAYMENT_HTTP), "metrics_port",
            (long long)wcfg.metrics_port, NULL);
     int rc = loop_run(sfd);
+    emf_stop(); /* the last line: what happened since the previous one */
     metrics_server_stop();
     close(sfd);
     curl_global_cleanup();

@@ -20,6 +20,8 @@ static void release_unpaid(struct held *h)
 {
     struct log_fields f = fields_of(h);
     atomic_fetch_add(&wmetrics.payments_released, 1);
+    if (h->receive_count >= wcfg.max_receive_count) /* SQS moves it to the DLQ next */
+        atomic_fetch_add(&wmetrics.dlq_bound, 1);
     log_kv(LOG_WARN, &f, "payment provider failing: message released, order still PENDING",
            "attempts", (long long)h->attempts, "receive_count", (long long)h->receive_count, NULL);
     loop_release(h, (int)wcfg.poison_delay_s);
@@ -36,6 +38,7 @@ void settle_done(struct held **hs, size_t n, const enum ledger_settled *st)
             int64_t e2e = wall - h->order_created_ms;
             atomic_fetch_add(&wmetrics.processed, 1);
             histogram_observe_ms(&wmetrics.payment_latency, (double)pay_ms);
+            emf_dist_observe(&wmetrics.payment_latency_ms, (double)pay_ms);
             histogram_observe_ms(&wmetrics.end_to_end_latency, (double)e2e);
             log_kv(LOG_INFO, &f, "order processed", "payment_ms", (long long)pay_ms,
                    "end_to_end_ms", (long long)e2e, "attempts", (long long)h->attempts, NULL);

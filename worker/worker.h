@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "emf.h"
 #include "metrics.h"
 #include "payment.h"
 #include "order.h"
@@ -41,8 +42,12 @@ struct worker_config {
     int64_t poison_delay_s; /* visibility given back to a message we cannot process */
     int64_t shutdown_grace_ms;
     int64_t metrics_port; /* 0 disables /metrics */
-    int log_level;        /* LOG_LEVEL: enum log_level */
-    int log_format;       /* LOG_FORMAT: enum config_log_format */
+    int64_t metrics_emf;  /* METRICS_EMF: 1 = EMF lines on stdout */
+    int64_t metrics_emf_interval_s;
+    const char *metrics_namespace;
+    int64_t max_receive_count; /* the queue's redrive maxReceiveCount, for dlq_bound */
+    int log_level;             /* LOG_LEVEL: enum log_level */
+    int log_format;            /* LOG_FORMAT: enum config_log_format */
     struct sqs_config sqs;
 };
 extern struct worker_config wcfg;
@@ -172,6 +177,11 @@ struct worker_metrics {
     _Atomic uint64_t visibility_calls;    /* ChangeMessageVisibilityBatch sent to extend */
     _Atomic uint64_t visibility_extended; /* messages whose extension succeeded */
     _Atomic uint64_t visibility_expired;  /* held messages whose visibility ran out */
+    _Atomic uint64_t receive_errors;      /* ReceiveMessage calls that failed */
+    /* messages left to the redrive policy on what should be their last
+     * receive (receive count >= max_receive_count), and malformed entries */
+    _Atomic uint64_t dlq_bound;
+    struct emf_dist payment_latency_ms; /* for EMF's PaymentLatency */
     struct histogram payment_latency;
     struct histogram end_to_end_latency;
 };
@@ -221,6 +231,8 @@ void ledger_read_settle(const PGresult *r, size_t n, enum ledger_settled *out);
 int loop_run(int signal_fd);
 
 int metrics_server_start(char *err, size_t errlen);
+/* The metrics of one EMF interval, for emf_start (emf_worker.c). */
+size_t worker_emf_collect(struct emf_metric *m, size_t max, void *arg);
 void metrics_server_stop(void);
 
 #endif

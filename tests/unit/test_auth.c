@@ -417,18 +417,32 @@ static void test_not_ready_until_keys_load(void **state)
     free(path);
 }
 
+/* An auth reading its keys from a file holding jwk1 (and jwk2). */
+static struct auth *file_auth(struct auth_config *c, const char *jwk1, const char *jwk2)
+{
+    char *set = jwks_of(jwk1, jwk2);
+    c->jwks_file = write_jwks_file(set);
+    free(set);
+    struct auth *a = started(c);
+    assert_true(wait_ready(a, 5000));
+    return a;
+}
+
+static void file_auth_free(struct auth *a, struct auth_config *c)
+{
+    auth_free(a);
+    free((char *)c->jwks_file);
+}
+
 static void test_jwks_file_happy_path_and_no_token(void **state)
 {
     struct auth_config c = base_config();
-    char *set = jwks_of(K.jwk_r1, K.jwk_k2);
     const char *reason;
     struct auth_principal p;
     int64_t exp = time(NULL) + 600;
     char *h = bearer(K.r1, "r1", "c-123", exp);
     (void)state;
-    c.jwks_file = write_jwks_file(set);
-    struct auth *a = started(&c);
-    assert_true(wait_ready(a, 5000));
+    struct auth *a = file_auth(&c, K.jwk_r1, K.jwk_k2);
     assert_int_equal(auth_check(a, h, time(NULL), &p, &reason), AUTH_OK);
     assert_string_equal(reason, "ok");
     assert_string_equal(p.sub, "c-123");
@@ -443,16 +457,13 @@ static void test_jwks_file_happy_path_and_no_token(void **state)
     assert_int_equal(auth_check(a, "Bearer x.y.z", time(NULL), &p, &reason), AUTH_INVALID);
     assert_string_equal(reason, "malformed token");
     assert_string_equal(p.sub, ""); /* a refusal leaves no principal behind */
-    auth_free(a);
-    free((char *)c.jwks_file);
-    free(set);
+    file_auth_free(a, &c);
     free(h);
 }
 
 static void test_oversized_authorization_header(void **state)
 {
     struct auth_config c = base_config();
-    char *set = jwks_of(K.jwk_r1, NULL);
     const char *reason;
     char *big = malloc(9000);
     (void)state;
@@ -460,17 +471,13 @@ static void test_oversized_authorization_header(void **state)
     memset(big, 'A', 8999);
     memcpy(big, "Bearer ", 7);
     big[8999] = '\0';
-    c.jwks_file = write_jwks_file(set);
-    struct auth *a = started(&c);
-    assert_true(wait_ready(a, 5000));
+    struct auth *a = file_auth(&c, K.jwk_r1, NULL);
     uint64_t before = auth_failures(a, reason_index("authorization header too large"));
     assert_int_equal(check(a, big, &reason), AUTH_INVALID);
     assert_string_equal(reason, "authorization header too large");
     assert_int_equal(auth_failures(a, reason_index("authorization header too large")), before + 1);
     assert_int_equal(stats(a).signature_checks, 0);
-    auth_free(a);
-    free((char *)c.jwks_file);
-    free(set);
+    file_auth_free(a, &c);
     free(big);
 }
 
@@ -479,15 +486,12 @@ static void test_oversized_authorization_header(void **state)
 static void test_cache_hit_skips_signature(void **state)
 {
     struct auth_config c = base_config();
-    char *set = jwks_of(K.jwk_r1, NULL);
     int64_t now = time(NULL);
     char *h = bearer(K.r1, "r1", "c-9", now + 100);
     const char *reason;
     struct auth_principal p;
     (void)state;
-    c.jwks_file = write_jwks_file(set);
-    struct auth *a = started(&c);
-    assert_true(wait_ready(a, 5000));
+    struct auth *a = file_auth(&c, K.jwk_r1, NULL);
     assert_int_equal(auth_check(a, h, now, &p, &reason), AUTH_OK);
     assert_int_equal(stats(a).signature_checks, 1);
     assert_int_equal(auth_check(a, h, now + 1, &p, &reason), AUTH_OK);
@@ -499,25 +503,20 @@ static void test_cache_hit_skips_signature(void **state)
     assert_string_equal(reason, "expired");
     assert_int_equal(stats(a).signature_checks, 1);
     assert_int_equal(stats(a).cache_hits, 2);
-    auth_free(a);
-    free((char *)c.jwks_file);
-    free(set);
+    file_auth_free(a, &c);
     free(h);
 }
 
 static void test_cache_off_and_bounded(void **state)
 {
     struct auth_config c = base_config();
-    char *set = jwks_of(K.jwk_r1, K.jwk_k2);
     int64_t now = time(NULL);
     char *h = bearer(K.r1, "r1", "c-9", now + 100);
     const char *reason;
     struct auth_principal p;
     (void)state;
-    c.jwks_file = write_jwks_file(set);
     c.cache_max = 0;
-    struct auth *a = started(&c);
-    assert_true(wait_ready(a, 5000));
+    struct auth *a = file_auth(&c, K.jwk_r1, K.jwk_k2);
     assert_int_equal(auth_check(a, h, now, &p, &reason), AUTH_OK);
     assert_int_equal(auth_check(a, h, now, &p, &reason), AUTH_OK);
     assert_int_equal(stats(a).signature_checks, 2);
@@ -543,21 +542,40 @@ static void test_cache_off_and_bounded(void **state)
     assert_int_equal(s.signature_checks + s.cache_hits, 2 * N);
     for (int i = 0; i < N; i++)
         free(tokens[i]);
-    auth_free(a);
-    free((char *)c.jwks_file);
-    free(set);
+    file_auth_free(a, &c);
     free(h);
 }
 
 /* ---- refresh over HTTP ---- */
 
-static struct auth *http_auth(struct srv *s, struct auth_config *c, char **url)
+/* A key server holding r1's set and a configuration pointing at it. */
+struct jwks_fx {
+    struct srv s;
+    struct auth_config c;
+    char *url;
+};
+
+static void fx_start(struct jwks_fx *f)
 {
-    *url = srv_url(s, "/jwks");
-    c->jwks_url = *url;
-    struct auth *a = started(c);
+    srv_start(&f->s);
+    srv_set_jwks(&f->s, jwks_of(K.jwk_r1, NULL), 0);
+    f->c = base_config();
+    f->url = srv_url(&f->s, "/jwks");
+    f->c.jwks_url = f->url;
+}
+
+static struct auth *fx_auth(struct jwks_fx *f)
+{
+    struct auth *a = started(&f->c);
     assert_true(wait_ready(a, 5000));
     return a;
+}
+
+static void fx_stop(struct jwks_fx *f, struct auth *a)
+{
+    auth_free(a);
+    srv_stop(&f->s);
+    free(f->url);
 }
 
 struct rotated {
@@ -576,32 +594,29 @@ static void *check_rotated(void *arg)
 
 static void test_unknown_kid_then_rotated_in(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
+    struct jwks_fx f;
     const char *reason;
     char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_min_refresh_s = 30;
-    struct auth *a = http_auth(&s, &c, &url);
-    assert_int_equal(srv_jwks_hits(&s), 1);
+    fx_start(&f);
+    f.c.jwks_min_refresh_s = 30;
+    struct auth *a = fx_auth(&f);
+    assert_int_equal(srv_jwks_hits(&f.s), 1);
     /* the issuer rotates k2 in; the first token signed with it is accepted */
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
     assert_int_equal(check(a, h2, &reason), AUTH_OK);
-    assert_int_equal(srv_jwks_hits(&s), 2);
+    assert_int_equal(srv_jwks_hits(&f.s), 2);
     assert_int_equal(stats(a).keys, 2);
     assert_int_equal(stats(a).key_set_changes, 2);
     auth_free(a);
 
     /* several requests carrying the new key at once: one fetch, all accepted */
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    a = started(&c);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, NULL), 0);
+    a = started(&f.c);
     assert_true(wait_ready(a, 5000));
-    size_t hits = srv_jwks_hits(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
-    srv_set_delay(&s, 300);
+    size_t hits = srv_jwks_hits(&f.s);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
+    srv_set_delay(&f.s, 300);
     struct rotated r[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
@@ -615,10 +630,8 @@ static void test_unknown_kid_then_rotated_in(void **state)
         assert_int_equal(r[i].st, AUTH_OK);
         free(r[i].header);
     }
-    assert_int_equal(srv_jwks_hits(&s), hits + 1);
-    auth_free(a);
-    srv_stop(&s);
-    free(url);
+    assert_int_equal(srv_jwks_hits(&f.s), hits + 1);
+    fx_stop(&f, a);
     free(h2);
 }
 
@@ -650,54 +663,46 @@ static void *flood_main(void *arg)
 
 static void test_min_refresh_bound_under_kid_flood(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
-    struct flood f[4];
+    struct jwks_fx f;
+    struct flood fl[4];
     pthread_t t[4];
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_min_refresh_s = 30;
-    struct auth *a = http_auth(&s, &c, &url);
+    fx_start(&f);
+    f.c.jwks_min_refresh_s = 30;
+    struct auth *a = fx_auth(&f);
     for (int i = 0; i < 4; i++) {
-        f[i] = (struct flood){.a = a, .n = 50, .seed = (unsigned)i};
-        assert_int_equal(pthread_create(&t[i], NULL, flood_main, &f[i]), 0);
+        fl[i] = (struct flood){.a = a, .n = 50, .seed = (unsigned)i};
+        assert_int_equal(pthread_create(&t[i], NULL, flood_main, &fl[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
-        assert_int_equal(f[i].unknown, 50);
+        assert_int_equal(fl[i].unknown, 50);
     }
     /* 200 random kids: the start-up fetch and exactly one on-demand fetch */
-    assert_int_equal(srv_jwks_hits(&s), 2);
+    assert_int_equal(srv_jwks_hits(&f.s), 2);
     assert_int_equal(auth_failures(a, reason_index("unknown key")), 200);
-    auth_free(a);
-    srv_stop(&s);
-    free(url);
+    fx_stop(&f, a);
 }
 
 static void test_refresh_failure_keeps_keys(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
+    struct jwks_fx f;
     const char *reason;
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_min_refresh_s = 0; /* every unknown kid may ask: each ask below reaches the server */
-    struct auth *a = http_auth(&s, &c, &url);
+    fx_start(&f);
+    f.c.jwks_min_refresh_s = 0; /* every unknown kid may ask: each ask below reaches the server */
+    struct auth *a = fx_auth(&f);
 
     const char *outages[][2] = {{"{\"error\":\"down\"}", "500"},
                                 {"<html>not json</html>", "200"},
                                 {"{\"keys\":[]}", "200"}};
     for (size_t i = 0; i < 3; i++) {
-        size_t hits = srv_jwks_hits(&s);
-        srv_set_jwks(&s, strdup(outages[i][0]), atoi(outages[i][1]));
+        size_t hits = srv_jwks_hits(&f.s);
+        srv_set_jwks(&f.s, strdup(outages[i][0]), atoi(outages[i][1]));
         char *unknown = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
         assert_int_equal(check(a, unknown, &reason), AUTH_INVALID);
         assert_string_equal(reason, "unknown key");
-        assert_true(srv_jwks_hits(&s) >= hits + 1); /* (+ retries of the failed fetch) */
+        assert_true(srv_jwks_hits(&f.s) >= hits + 1); /* (+ retries of the failed fetch) */
         /* a token never seen before, so its signature is verified with the old keys now */
         char sub[16];
         snprintf(sub, sizeof(sub), "c-%zu", i);
@@ -709,85 +714,70 @@ static void test_refresh_failure_keeps_keys(void **state)
     }
     assert_true(stats(a).jwks_fetch_failures >= 3);
     assert_int_equal(stats(a).keys, 1);
-    auth_free(a);
-    srv_stop(&s);
-    free(url);
+    fx_stop(&f, a);
 }
 
 static void test_removed_key_invalidates_cached_tokens(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
+    struct jwks_fx f;
     const char *reason;
     char *h1 = bearer(K.r1, "r1", "c-1", time(NULL) + 600);
     char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_min_refresh_s = 0;
-    struct auth *a = http_auth(&s, &c, &url);
+    fx_start(&f);
+    f.c.jwks_min_refresh_s = 0;
+    struct auth *a = fx_auth(&f);
     assert_int_equal(check(a, h1, &reason), AUTH_OK);
     assert_int_equal(check(a, h1, &reason), AUTH_OK);
     assert_int_equal(stats(a).cache_hits, 1);
     /* the issuer drops r1 for k2 (say r1 leaked); k2's first token brings the new set */
-    srv_set_jwks(&s, jwks_of(K.jwk_k2, NULL), 0);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_k2, NULL), 0);
     assert_int_equal(check(a, h2, &reason), AUTH_OK);
     /* r1's token was cached under the old set: it is verified again, and refused */
-    size_t hits = srv_jwks_hits(&s);
+    size_t hits = srv_jwks_hits(&f.s);
     assert_int_equal(check(a, h1, &reason), AUTH_INVALID);
     assert_string_equal(reason, "unknown key");
-    assert_int_equal(srv_jwks_hits(&s), hits + 1);
-    auth_free(a);
-    srv_stop(&s);
-    free(url);
+    assert_int_equal(srv_jwks_hits(&f.s), hits + 1);
+    fx_stop(&f, a);
     free(h1);
     free(h2);
 }
 
 static void test_background_refresh(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
+    struct jwks_fx f;
     const char *reason;
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_refresh_s = 1;
-    c.jwks_min_refresh_s = 3600; /* so only the periodic refresh can bring k2 in */
-    struct auth *a = http_auth(&s, &c, &url);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
+    fx_start(&f);
+    f.c.jwks_refresh_s = 1;
+    f.c.jwks_min_refresh_s = 3600; /* so only the periodic refresh can bring k2 in */
+    struct auth *a = fx_auth(&f);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
     for (int i = 0; i < 300 && stats(a).keys < 2; i++)
         usleep(10000);
     assert_int_equal(stats(a).keys, 2);
     char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
     assert_int_equal(check(a, h2, &reason), AUTH_OK);
     /* an unchanged set is fetched again but not swapped */
-    size_t hits = srv_jwks_hits(&s);
-    for (int i = 0; i < 300 && srv_jwks_hits(&s) == hits; i++)
+    size_t hits = srv_jwks_hits(&f.s);
+    for (int i = 0; i < 300 && srv_jwks_hits(&f.s) == hits; i++)
         usleep(10000);
-    assert_true(srv_jwks_hits(&s) > hits);
+    assert_true(srv_jwks_hits(&f.s) > hits);
     assert_int_equal(stats(a).key_set_changes, 2);
-    auth_free(a);
-    srv_stop(&s);
-    free(url);
+    fx_stop(&f, a);
     free(h2);
 }
 
 static void test_requesting_thread_waits_at_most_timeout(void **state)
 {
-    struct srv s;
-    struct auth_config c = base_config();
-    char *url;
+    struct jwks_fx f;
     const char *reason;
     char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
     (void)state;
-    srv_start(&s);
-    srv_set_jwks(&s, jwks_of(K.jwk_r1, NULL), 0);
-    c.jwks_timeout_ms = 300;
-    struct auth *a = http_auth(&s, &c, &url);
-    srv_set_delay(&s, 2000);
+    fx_start(&f);
+    f.c.jwks_timeout_ms = 300;
+    struct auth *a = fx_auth(&f);
+    srv_set_delay(&f.s, 2000);
     int64_t t0 = util_mono_ms();
     assert_int_equal(check(a, h2, &reason), AUTH_INVALID);
     int64_t waited = util_mono_ms() - t0;
@@ -797,16 +787,15 @@ static void test_requesting_thread_waits_at_most_timeout(void **state)
     auth_free(a);
 
     /* stopping aborts a fetch still under way instead of waiting for its timeout */
-    srv_set_delay(&s, 4000);
-    c.jwks_timeout_ms = 10000;
-    a = started(&c);
+    srv_set_delay(&f.s, 4000);
+    f.c.jwks_timeout_ms = 10000;
+    a = started(&f.c);
     usleep(200000);
     assert_false(auth_ready(a));
     t0 = util_mono_ms();
     auth_free(a);
     assert_true(util_mono_ms() - t0 < 2500);
-    srv_stop(&s);
-    free(url);
+    fx_stop(&f, NULL);
     free(h2);
 }
 

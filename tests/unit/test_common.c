@@ -141,6 +141,20 @@ static void test_pg_array_literal_escapes(void **s)
     buf_free(&b);
 }
 
+/* An append that failed (out of memory, here the buffer's limit) must not
+ * yield a literal missing its values: finish says NULL instead. */
+static void test_pg_array_literal_refused_after_a_failed_append(void **s)
+{
+    (void)s;
+    struct buf b;
+    db_array_init(&b);
+    b.limit = 8;
+    db_array_add(&b, "0123456789");
+    db_array_add(&b, "x");
+    assert_null(db_array_finish(&b));
+    buf_free(&b);
+}
+
 static void test_buf_limit(void **s)
 {
     (void)s;
@@ -213,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_uuid_v4_format),
         cmocka_unit_test(test_backoff_capped_and_jittered),
         cmocka_unit_test(test_pg_array_literal_escapes),
+        cmocka_unit_test(test_pg_array_literal_refused_after_a_failed_append),
         cmocka_unit_test(test_buf_limit),
         cmocka_unit_test(test_read_file_and_data_path),
         cmocka_unit_test(test_histogram_rendering),

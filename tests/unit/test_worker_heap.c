@@ -35,15 +35,21 @@ static void assert_slots(const struct timer_heap *t)
     }
 }
 
+/* items[0..N) pushed, due in a scrambled order */
+static void push_all(struct timer_heap *t)
+{
+    for (size_t i = 0; i < N; i++) {
+        memset(&items[i], 0, sizeof(items[i]));
+        items[i].due_ms = due_of(i);
+        assert_int_equal(timer_heap_push(t, &items[i]), 0);
+    }
+}
+
 static void test_pops_earliest_first(void **state)
 {
     (void)state;
     struct timer_heap t = {0};
-    for (size_t i = 0; i < N; i++) {
-        memset(&items[i], 0, sizeof(items[i]));
-        items[i].due_ms = due_of(i);
-        assert_int_equal(timer_heap_push(&t, &items[i]), 0);
-    }
+    push_all(&t);
     assert_int_equal(t.n, N);
     assert_slots(&t);
     int64_t last = INT64_MIN;
@@ -80,11 +86,7 @@ static void test_remove_from_the_middle(void **state)
 {
     (void)state;
     struct timer_heap t = {0};
-    for (size_t i = 0; i < N; i++) {
-        memset(&items[i], 0, sizeof(items[i]));
-        items[i].due_ms = due_of(i);
-        assert_int_equal(timer_heap_push(&t, &items[i]), 0);
-    }
+    push_all(&t);
     /* every third one stops waiting (a provider answered early, say) */
     for (size_t i = 0; i < N; i += 3) {
         timer_heap_remove(&t, &items[i]);
