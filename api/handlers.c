@@ -270,10 +270,14 @@ enum MHD_Result handle_request(struct req_ctx *c)
         if (rc == STORE_OK)
             return http_send_json(c, 200, o, NULL);
         if (rc == STORE_CONFLICT) {
+            /* PROCESSED or FAILED: both final, neither can be canceled */
+            const char *st = json_string_value(json_object_get(o, "status"));
+            bool failed = st && strcmp(st, "FAILED") == 0;
             json_decref(o);
             return http_send_error(c, 409, "conflict",
-                                   "the order is already PROCESSED and cannot be canceled",
-                                   "status", "is PROCESSED", NULL);
+                                   failed ? "the order has FAILED and cannot be canceled"
+                                          : "the order is already PROCESSED and cannot be canceled",
+                                   "status", failed ? "is FAILED" : "is PROCESSED", NULL);
         }
         return http_send_store_error(c, rc);
     default:

@@ -22,21 +22,12 @@
 static pthread_key_t store_key;
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+/* clang-format off */
 #define ORDER_COLUMNS                                                                              \
-    "id::text, status, customer_id, currency, items::text, total_cents, correlation_id, " TS(      \
-        "created_at") ", " TS("updated_at") ", " TS("processed_at") ", " TS("canceled_at") ", "    \
-                                                                                           "(extr" \
-                                                                                           "act("  \
-                                                                                           "epoch" \
-                                                                                           " FROM" \
-                                                                                           " crea" \
-                                                                                           "ted_"  \
-                                                                                           "at) "  \
-                                                                                           "* "    \
-                                                                                           "10000" \
-                                                                                           "00)::" \
-                                                                                           "bigin" \
-                                                                                           "t"
+    "id::text, status, customer_id, currency, items::text, total_cents, correlation_id, "         \
+    TS("created_at") ", " TS("updated_at") ", " TS("processed_at") ", " TS("canceled_at") ", "   \
+    "(extract(epoch FROM created_at) * 1000000)::bigint, failure_reason"
+/* clang-format on */
 
 /* $N::text IS NULL OR customer_id = $N: a caller without the admin scope
  * passes its own customer and sees nothing else; another customer's order
@@ -104,7 +95,8 @@ static json_t *order_row(PGresult *r, int row)
                            .created_at = PQgetvalue(r, row, 7),
                            .updated_at = PQgetvalue(r, row, 8),
                            .processed_at = opt(r, row, 9),
-                           .canceled_at = opt(r, row, 10)};
+                           .canceled_at = opt(r, row, 10),
+                           .failure_reason = opt(r, row, 12)};
     json_t *o = order_json(&v);
     json_decref(items);
     return o;
@@ -269,7 +261,8 @@ enum store_rc store_cancel_order(const char *id, const char *customer, const cha
         return rc;
     if (canceled)
         return STORE_OK;
-    /* Not PENDING: already CANCELED is fine (idempotent), PROCESSED conflicts. */
+    /* Not PENDING: already CANCELED is fine (idempotent), PROCESSED and FAILED
+     * conflict (the caller reads the status from *order). */
     const char *st = json_string_value(json_object_get(*order, "status"));
     return (st && strcmp(st, "CANCELED") == 0) ? STORE_OK : STORE_CONFLICT;
 }

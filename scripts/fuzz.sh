@@ -8,8 +8,9 @@ cd "$ROOT"
 secs="${1:-30}"
 CC=clang cmake -S . -B build-fuzz -G Ninja -DORDER_FUZZ=ON -DORDER_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz --target fuzz_order fuzz_sqs fuzz_sqs_entry fuzz_events fuzz_jwt fuzz_jwks
-for t in order sqs sqs_entry events jwt jwks; do
+cmake --build build-fuzz --target fuzz_order fuzz_sqs fuzz_sqs_entry fuzz_events fuzz_jwt fuzz_jwks \
+  fuzz_payment
+for t in order sqs sqs_entry events jwt jwks payment; do
   work="build-fuzz/corpus-$t"
   mkdir -p "$work"
   echo "fuzz: fuzz_$t for ${secs}s" >&2

@@ -10,6 +10,7 @@
 /* Counter values at the previous line (only the EMF thread touches them). */
 static struct {
     uint64_t received, processed, skipped, receive_errors, dlq_bound, visibility_expired;
+    uint64_t declined, payment_errors;
     double pay_values[EMF_DIST_BUCKETS], pay_counts[EMF_DIST_BUCKETS];
 } prev;
 
@@ -34,6 +35,10 @@ size_t worker_emf_collect(struct emf_metric *m, size_t max, void *arg)
         emf_delta(atomic_load(&wmetrics.receive_errors), &prev.receive_errors));
     put(m, max, &n, "DlqBound", EMF_COUNT,
         emf_delta(atomic_load(&wmetrics.dlq_bound), &prev.dlq_bound));
+    put(m, max, &n, "OrdersFailed", EMF_COUNT,
+        emf_delta(atomic_load(&wmetrics.payments_declined), &prev.declined));
+    put(m, max, &n, "PaymentErrors", EMF_COUNT,
+        emf_delta(atomic_load(&wmetrics.payment_errors), &prev.payment_errors));
     put(m, max, &n, "VisibilityExpired", EMF_COUNT,
         emf_delta(atomic_load(&wmetrics.visibility_expired), &prev.visibility_expired));
     int64_t in_flight = atomic_load(&wmetrics.in_flight);

@@ -1,19 +1,23 @@
 /*
  * loop.c - order-worker's event loop: one thread, libcurl multi, timers.
  *
- * Payments are timers on the loop, never sleeps: a received order is held
- * until its payment is due while the loop keeps polling, so one worker holds
- * up to WORKER_MAX_IN_FLIGHT orders at once. Several long polls stay
- * outstanding while there is room. Everything that touches many messages is
- * batched: one lookup statement for whatever the receives of one loop turn
- * brought (so the batches grow with the load), one payment statement per group
- * of due timers, DeleteMessageBatch and ChangeMessageVisibilityBatch by ten.
+ * Payments are timers and provider calls on the loop, never sleeps: a
+ * received order is held until its payment attempt is due (payment.c makes
+ * it: a simulated draw, or an http call on this same multi handle) while the
+ * loop keeps polling, so one worker holds up to WORKER_MAX_IN_FLIGHT orders
+ * at once. Several long polls stay outstanding while there is room.
+ * Everything that touches many messages is batched: one lookup statement for
+ * whatever the receives of one loop turn brought (so the batches grow with
+ * the load), one settle statement for the attempts that ended meanwhile,
+ * DeleteMessageBatch and ChangeMessageVisibilityBatch by ten.
  *
- * A message is deleted only after its order is PROCESSED (or found already
- * PROCESSED/CANCELED), so a crash at any point means redelivery, and the
- * conditional update makes redelivery harmless. Held messages get their
- * visibility extended before it runs out; on shutdown whatever is unfinished
- * is made visible again at once.
+ * A message is deleted only after its order is PROCESSED or FAILED (or found
+ * already done), so a crash at any point means redelivery, and the
+ * conditional update makes redelivery harmless. A provider error is retried
+ * with backoff up to PAYMENT_MAX_ATTEMPTS, then the message is released with
+ * the order still PENDING. Held messages get their visibility extended before
+ * it runs out; on shutdown whatever is unfinished is made visible again at
+ * once.
  *
  * A stop abandons the long polls that have received nothing yet instead of
  * waiting up to WaitTimeSeconds for them, so an idle worker exits at once.
@@ -42,7 +46,7 @@
 #define LOOKUP_BATCH 500 /* messages per lookup statement at most (<= JOB_MAX) */
 
 /* The statement a ledger connection has out: lookups go on one connection,
- * payments on another, so neither waits for the other. */
+ * settlements (JOB_PAY) on another, so neither waits for the other. */
 enum job_kind { JOB_LOOKUP, JOB_PAY, JOB_NONE };
 #define JOB_MAX 1024 /* messages per statement at most */
 struct dbjob {
@@ -50,6 +54,11 @@ struct dbjob {
     enum job_kind kind; /* JOB_NONE when idle */
     struct held *items[JOB_MAX];
     size_t n;
+};
+
+struct hqueue {
+    struct held **v;
+    size_t n, cap;
 };
 
 static struct {
@@ -61,9 +70,9 @@ static struct {
     /* all held messages, oldest first */
     struct held *first, *last;
     size_t held_n;
-    /* messages waiting for their lookup: batched, and kept while the database is down */
-    struct held **lookup_q;
-    size_t lookup_n, lookup_cap;
+    /* messages waiting for their lookup, and for their attempt's settlement:
+     * batched, and kept while the database is down */
+    struct hqueue lookup_q, settle_q;
     /* deletes not yet sent */
     struct held *del_q[SQS_MAX_BATCH];
     size_t del_n;
@@ -111,6 +120,7 @@ static void held_free(struct held *h)
     L.held_n--;
     atomic_store(&wmetrics.in_flight, (int64_t)L.held_n);
     extend_forget(h);
+    payment_forget(h);
     free(h->receipt);
     free(h);
 }
@@ -226,8 +236,7 @@ static void flush_deletes(void)
     op_start(o);
 }
 
-/* Acknowledges h: queued for DeleteMessageBatch, freed once deleted. */
-static void ack(struct held *h)
+void loop_ack(struct held *h)
 {
     h->state = H_DONE;
     extend_forget(h);
@@ -257,6 +266,13 @@ static void change_visibility(struct held **h, size_t n, int timeout_s)
         L.ops++;
         op_start(o);
     }
+}
+
+void loop_release(struct held *h, int visibility_s)
+{
+    struct held *one[1] = {h};
+    change_visibility(one, 1, visibility_s); /* the request body holds a copy of the receipt */
+    held_free(h);
 }
 
 /* ---- stopping --------------------------------------------------------------------- */
@@ -328,9 +344,7 @@ static void poison(struct held *h, const char *reason)
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
     if (h->receive_count == 0 || h->receive_count >= wcfg.max_receive_count)
         atomic_fetch_add(&wmetrics.dlq_bound, 1);
-    struct held *one[1] = {h};
-    change_visibility(one, 1, (int)wcfg.poison_delay_s);
-    held_free(h);
+    loop_release(h, (int)wcfg.poison_delay_s);
 }
 
 /* Hands h back to the queue at once when the worker cannot keep it (memory). */
@@ -338,31 +352,34 @@ static void give_back(struct held *h, const char *reason)
 {
     struct log_fields f = fields_of(h);
     log_kv(LOG_ERROR, &f, reason, "receive_count", (long long)h->receive_count, NULL);
-    struct held *one[1] = {h};
-    change_visibility(one, 1, 0);
-    held_free(h);
+    loop_release(h, 0);
 }
 
-static void schedule_payment(struct held *h, int64_t due_ms)
+void loop_schedule(struct held *h, int64_t due_ms)
 {
     h->due_ms = due_ms;
     if (timer_heap_push(&L.timers, h) != 0)
         give_back(h, "out of memory for a payment timer: message returned to the queue");
 }
 
-static void queue_lookup(struct held *h)
+static void enqueue(struct hqueue *q, struct held *h)
 {
-    if (L.lookup_n == L.lookup_cap) {
-        size_t cap = L.lookup_cap ? L.lookup_cap * 2 : 64;
-        struct held **q = realloc(L.lookup_q, cap * sizeof(*q));
-        if (!q) {
-            give_back(h, "out of memory for the lookup queue: message returned to the queue");
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct held **v = realloc(q->v, cap * sizeof(*v));
+        if (!v) {
+            give_back(h, "out of memory for a queue of the loop: message returned to the queue");
             return;
         }
-        L.lookup_q = q;
-        L.lookup_cap = cap;
+        q->v = v;
+        q->cap = cap;
     }
-    L.lookup_q[L.lookup_n++] = h;
+    q->v[q->n++] = h;
+}
+
+void loop_payment_done(struct held *h)
+{
+    enqueue(&L.settle_q, h);
 }
 
 /* What the lookup of h[0..n) found: pay the pending ones after the delay,
@@ -380,14 +397,24 @@ static void lookup_done(struct held **h, size_t n, const enum ledger_status *st)
             atomic_fetch_add(&wmetrics.skipped, 1);
             log_kv(LOG_INFO, &f, "order already processed or canceled: acknowledged, not paid",
                    "receive_count", (long long)h[i]->receive_count, NULL);
-            ack(h[i]);
+            loop_ack(h[i]);
             break;
-        case LEDGER_PENDING:
+        case LEDGER_PENDING: {
+            if (h[i]->recheck) { /* still PENDING: the retry goes ahead */
+                h[i]->recheck = false;
+                payment_start(h[i]);
+                break;
+            }
+            /* the simulated provider takes PAYMENT_DELAY_MS; the http one its own time */
+            int64_t delay = wcfg.payment_provider == PAYMENT_HTTP ? 0 : wcfg.payment_delay_ms;
             h[i]->state = H_PAYING;
+            h[i]->attempts = 0;
+            h[i]->attempt_started_ms = now;
             log_kv(LOG_INFO, &f, "payment started", "receive_count", (long long)h[i]->receive_count,
-                   "delay_ms", (long long)wcfg.payment_delay_ms, NULL);
-            schedule_payment(h[i], now + wcfg.payment_delay_ms);
+                   "delay_ms", (long long)delay, NULL);
+            loop_schedule(h[i], now + delay);
             break;
+        }
         }
     }
 }
@@ -466,30 +493,7 @@ static void on_received(struct op *o)
         return;
     }
     for (size_t i = 0; i < nb; i++)
-        queue_lookup(batch[i]);
-}
-
-static void pay_done(struct held **due, size_t n, const bool *paid)
-{
-    int64_t now = util_mono_ms(), wall = util_wall_ms();
-    for (size_t i = 0; i < n; i++) {
-        struct held *h = due[i];
-        struct log_fields f = fields_of(h);
-        int64_t pay_ms = now - h->received_ms;
-        if (paid[i]) {
-            int64_t e2e = wall - h->order_created_ms;
-            atomic_fetch_add(&wmetrics.processed, 1);
-            histogram_observe_ms(&wmetrics.payment_latency, (double)pay_ms);
-            emf_dist_observe(&wmetrics.payment_latency_ms, (double)pay_ms);
-            histogram_observe_ms(&wmetrics.end_to_end_latency, (double)e2e);
-            log_kv(LOG_INFO, &f, "order processed", "payment_ms", (long long)pay_ms,
-                   "end_to_end_ms", (long long)e2e, NULL);
-        } else {
-            atomic_fetch_add(&wmetrics.skipped, 1);
-            log_info(&f, "order no longer pending (processed elsewhere or canceled): not paid");
-        }
-        ack(h);
-    }
+        enqueue(&L.lookup_q, batch[i]);
 }
 
 /* ---- database statements, one out per connection ---------------------------- */
@@ -499,10 +503,8 @@ static void job_failed(struct dbjob *j, const char *err)
 {
     db_failed(j->kind == JOB_LOOKUP ? "lookup" : "payment", err);
     for (size_t i = 0; i < j->n; i++) {
-        if (j->kind == JOB_LOOKUP)
-            queue_lookup(j->items[i]);
-        else
-            schedule_payment(j->items[i], L.db_retry_at);
+        /* a settlement keeps its outcome: the provider is not asked again */
+        enqueue(j->kind == JOB_LOOKUP ? &L.lookup_q : &L.settle_q, j->items[i]);
     }
     j->kind = JOB_NONE;
     j->n = 0;
@@ -512,37 +514,34 @@ static void job_send(struct dbjob *j, enum job_kind kind)
 {
     char err[512];
     int rc = kind == JOB_LOOKUP ? ledger_send_lookup(&j->led, j->items, j->n, err, sizeof(err))
-                                : ledger_send_pay(&j->led, j->items, j->n, err, sizeof(err));
+                                : ledger_send_settle(&j->led, j->items, j->n, err, sizeof(err));
     j->kind = kind;
     if (rc != 0)
         job_failed(j, err);
 }
 
-/* Sends the lookup of what the receives brought since the last one. */
-static void run_lookups(int64_t now)
+/* Sends up to max messages of q in j's statement. */
+static void run_job(struct dbjob *j, enum job_kind kind, struct hqueue *q, size_t max, int64_t now)
 {
-    struct dbjob *j = &L.jobs[JOB_LOOKUP];
-    if (!L.lookup_n || now < L.db_retry_at || j->kind != JOB_NONE)
+    if (!q->n || now < L.db_retry_at || j->kind != JOB_NONE)
         return;
-    j->n = L.lookup_n < LOOKUP_BATCH ? L.lookup_n : LOOKUP_BATCH;
-    memcpy(j->items, L.lookup_q, j->n * sizeof(*j->items));
-    L.lookup_n -= j->n;
-    memmove(L.lookup_q, L.lookup_q + j->n, L.lookup_n * sizeof(*L.lookup_q));
-    job_send(j, JOB_LOOKUP);
+    j->n = q->n < max ? q->n : max;
+    memcpy(j->items, q->v, j->n * sizeof(*j->items));
+    q->n -= j->n;
+    memmove(q->v, q->v + j->n, q->n * sizeof(*q->v));
+    job_send(j, kind);
 }
 
-/* Sends the payment of every order whose timer is due. */
+/* Starts the attempt of every order whose timer is due. */
 static void run_due_payments(int64_t now)
 {
-    struct dbjob *j = &L.jobs[JOB_PAY];
-    if (now < L.db_retry_at || j->kind != JOB_NONE)
-        return;
-    j->n = 0;
-    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now &&
-           j->n < JOB_MAX)
-        j->items[j->n++] = timer_heap_pop(&L.timers);
-    if (j->n)
-        job_send(j, JOB_PAY);
+    while (timer_heap_peek(&L.timers) && timer_heap_peek(&L.timers)->due_ms <= now) {
+        struct held *h = timer_heap_pop(&L.timers);
+        if (h->recheck)
+            enqueue(&L.lookup_q, h); /* a retry: is the order still PENDING? */
+        else
+            payment_start(h);
+    }
 }
 
 /* Reads the answer of j's statement if it is in. */
@@ -567,9 +566,9 @@ static void job_poll(struct dbjob *j)
         ledger_read_lookup(r, j->items, j->n, st);
         lookup_done(j->items, j->n, st);
     } else {
-        bool paid[JOB_MAX];
-        ledger_read_pay(r, j->n, paid);
-        pay_done(j->items, j->n, paid);
+        enum ledger_settled st[JOB_MAX];
+        ledger_read_settle(r, j->n, st);
+        settle_done(j->items, j->n, st);
     }
     PQclear(r);
     j->n = 0;
@@ -594,6 +593,8 @@ static void recv_forget(struct op *o)
 static void on_done(CURL *easy, CURLcode code)
 {
     struct sqs_error err;
+    if (payment_handles(easy, code))
+        return;
     /* the client keeps its request in the handle; ours hangs off it */
     struct sqs_request *r = sqs_request_from_easy(easy);
     curl_multi_remove_handle(L.multi, easy);
@@ -687,7 +688,8 @@ static void release_held(void)
         log_kv(LOG_WARN, NULL, "stopping: returning unfinished messages to the queue", "count",
                (long long)total, NULL);
     L.timers.n = 0;
-    L.lookup_n = 0;
+    L.lookup_q.n = 0;
+    L.settle_q.n = 0;
     /* a batch at a time, so returning them needs no memory it might not get */
     for (struct held *h = L.first; h; h = next) {
         next = h->next;
@@ -729,11 +731,19 @@ int loop_run(int signal_fd)
 
     L.multi = curl_multi_init();
     L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
+    /* per host: SQS, and the payment provider's calls (one per held order at most) */
     curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(wcfg.max_polls + EXTEND_MAX_CALLS + 16));
+                      (long)(wcfg.max_polls + EXTEND_MAX_CALLS + 16 +
+                             (wcfg.payment_provider == PAYMENT_HTTP ? wcfg.max_in_flight : 0)));
     L.creds = creds_provider_new_default(err, sizeof(err));
     if (!L.creds) {
         log_error(NULL, "no AWS credentials: %s", err);
+        curl_multi_cleanup(L.multi);
+        return 1;
+    }
+    if (payment_init(L.multi, err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot start the payment provider: %s", err);
+        creds_provider_free(L.creds);
         curl_multi_cleanup(L.multi);
         return 1;
     }
@@ -753,7 +763,8 @@ int loop_run(int signal_fd)
             /* Release only once no poll of ours is left, here or on the
              * server: a released message would otherwise be taken straight
              * back, burning a receive towards the dead-letter queue. */
-            bool payments_left = L.timers.n > 0 || L.lookup_n > 0 || jobs_busy();
+            bool payments_left = L.timers.n > 0 || L.lookup_q.n > 0 || L.settle_q.n > 0 ||
+                                 payment_in_flight() > 0 || jobs_busy();
             /* (and never under a statement that holds some of them) */
             if (!L.released && L.polls == 0 && now >= L.abandoned_until && !jobs_busy() &&
                 (now >= L.stop_deadline || !payments_left)) {
@@ -775,8 +786,9 @@ int loop_run(int signal_fd)
                 ;
         }
         int64_t next = now + 1000;
-        run_lookups(now);
-        run_due_payments(now);
+        run_due_payments(now); /* (retries queue their recheck for the lookup) */
+        run_job(&L.jobs[JOB_LOOKUP], JOB_LOOKUP, &L.lookup_q, LOOKUP_BATCH, now);
+        run_job(&L.jobs[JOB_PAY], JOB_PAY, &L.settle_q, JOB_MAX, now);
         extend_visibility(now, &next);
         flush_deletes();
 
@@ -822,11 +834,13 @@ int loop_run(int signal_fd)
            (long long)atomic_load(&wmetrics.processed), NULL);
     ledger_close(&L.jobs[JOB_LOOKUP].led);
     ledger_close(&L.jobs[JOB_PAY].led);
+    payment_cleanup();
     sqs_client_free(L.sqs);
     creds_provider_free(L.creds);
     curl_multi_cleanup(L.multi);
     timer_heap_free(&L.timers);
-    free(L.lookup_q);
+    free(L.lookup_q.v);
+    free(L.settle_q.v);
     free(L.recv_ops);
     return rc;
 }

@@ -43,4 +43,36 @@ void extend_visibility(int64_t now, int64_t *next_timer);
 /* The answer to an OP_EXTEND (o is freed by the caller). */
 void extension_done(struct op *o, CURLcode code);
 
+/* ---- payment.c: one payment attempt by the configured provider ---- */
+
+/* 0, or -1 with err (memory, or an unreadable PAYMENT_AUTH_HEADER_FILE). */
+int payment_init(CURLM *multi, char *err, size_t errlen);
+void payment_cleanup(void);
+/* (Re)reads PAYMENT_AUTH_HEADER_FILE if it changed: 0, or -1 with err naming
+ * the variable (never the content); the previous value is kept. */
+int payment_auth_refresh(char *err, size_t errlen);
+/* Makes h's next attempt; its outcome (h->outcome, payment_id, reason,
+ * latency_ms) comes back through loop_payment_done(h), at once for the
+ * simulated provider, when the provider answers for the http one. */
+void payment_start(struct held *h);
+/* True when easy is one of payment.c's calls: it is then finished (and
+ * loop_payment_done called); false leaves easy to the caller. */
+bool payment_handles(CURL *easy, CURLcode code);
+/* Drops h's call in flight, if any (h is about to be freed): no outcome. */
+void payment_forget(struct held *h);
+size_t payment_in_flight(void);
+
+/* loop.c: h's attempt has an outcome; the ledger records it next. */
+void loop_payment_done(struct held *h);
+/* Acknowledges h: queued for DeleteMessageBatch, freed once deleted. */
+void loop_ack(struct held *h);
+/* (Re)arms h's payment timer for due_ms (monotonic). */
+void loop_schedule(struct held *h, int64_t due_ms);
+/* Gives h back to the queue, visible again after visibility_s, and frees it. */
+void loop_release(struct held *h, int visibility_s);
+
+/* ---- settle.c: after the ledger recorded the attempts of hs[0..n) ---- */
+
+void settle_done(struct held **hs, size_t n, const enum ledger_settled *st);
+
 #endif

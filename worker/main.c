@@ -20,6 +20,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "loop.h"
 #include "worker.h"
 
 #ifndef ORDER_VERSION
@@ -33,8 +34,8 @@ static struct MHD_Daemon *metrics_daemon;
 static const char usage[] =
     "usage: order-worker [--help] [--version]\n"
     "\n"
-    "Long-polls SQS_QUEUE_URL, pays each order after PAYMENT_DELAY_MS and marks it\n"
-    "PROCESSED.\n";
+    "Long-polls SQS_QUEUE_URL, pays each order through PAYMENT_PROVIDER and marks it\n"
+    "PROCESSED (approved) or FAILED (declined).\n";
 
 /* ---- the configuration table: every variable order-worker reads ---- */
 
@@ -46,6 +47,71 @@ static const struct config_var cf_payment_delay_ms = {
     .min = 0,
     .max = 600000,
     .help = "simulated payment time, milliseconds",
+};
+static const struct config_choice payment_providers[] = {
+    {"simulated", PAYMENT_SIMULATED},
+    {"http", PAYMENT_HTTP},
+    {NULL, 0},
+};
+static const struct config_var cf_payment_provider = {
+    .name = "PAYMENT_PROVIDER",
+    .def = "simulated",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_ENUM,
+    .choices = payment_providers,
+    .help = "who takes payments: simulated (PAYMENT_DELAY_MS and the rates) or http (PAYMENT_URL)",
+};
+static const struct config_var cf_payment_decline_rate = {
+    .name = "PAYMENT_DECLINE_RATE",
+    .def = "0",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_WORD,
+    .help =
+        "simulated: share of orders declined (FAILED), a number from 0 to 1, fixed per order id",
+};
+static const struct config_var cf_payment_error_rate = {
+    .name = "PAYMENT_ERROR_RATE",
+    .def = "0",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_WORD,
+    .help = "simulated: share of orders whose every attempt is a provider error, from 0 to 1",
+};
+static const struct config_var cf_payment_url = {
+    .name = "PAYMENT_URL",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_URL,
+    .flags = CONFIG_URL_HTTPS,
+    .help = "http: the provider's payment endpoint (POST); required with PAYMENT_PROVIDER=http",
+};
+static const struct config_var cf_payment_auth_header_file = {
+    .name = "PAYMENT_AUTH_HEADER_FILE",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_FILE,
+    .help = "http: file holding the Authorization header's value, re-read when it changes",
+};
+static const struct config_var cf_payment_auth_header = {
+    .name = "PAYMENT_AUTH_HEADER",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_TEXT,
+    .help = "http: the Authorization header's value itself (an ECS secret); not with the file",
+};
+static const struct config_var cf_payment_timeout_ms = {
+    .name = "PAYMENT_TIMEOUT_MS",
+    .def = "10000",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 100,
+    .max = 120000,
+    .help = "http: time allowed for one provider call, milliseconds",
+};
+static const struct config_var cf_payment_max_attempts = {
+    .name = "PAYMENT_MAX_ATTEMPTS",
+    .def = "3",
+    .programs = CONFIG_WORKER,
+    .kind = CONFIG_INT,
+    .min = 1,
+    .max = 20,
+    .help = "provider calls per delivery before the message is released (order stays PENDING)",
 };
 static const struct config_var cf_worker_max_in_flight = {
     .name = "WORKER_MAX_IN_FLIGHT",
@@ -123,7 +189,15 @@ static const struct config_entry worker_entries[] = {
     {.var = &cf_metrics_emf, .to.i = &wcfg.metrics_emf},
     {.var = &cf_metrics_emf_interval_s, .to.i = &wcfg.metrics_emf_interval_s},
     {.var = &cf_metrics_namespace, .to.s = &wcfg.metrics_namespace},
+    {.var = &cf_payment_provider, .to.e = &wcfg.payment_provider},
     {.var = &cf_payment_delay_ms, .to.i = &wcfg.payment_delay_ms},
+    {.var = &cf_payment_decline_rate, .to.s = &wcfg.payment_decline_rate_s},
+    {.var = &cf_payment_error_rate, .to.s = &wcfg.payment_error_rate_s},
+    {.var = &cf_payment_url, .to.s = &wcfg.payment_url},
+    {.var = &cf_payment_auth_header, .to.s = &wcfg.payment_auth_header},
+    {.var = &cf_payment_auth_header_file, .to.s = &wcfg.payment_auth_file},
+    {.var = &cf_payment_timeout_ms, .to.i = &wcfg.payment_timeout_ms},
+    {.var = &cf_payment_max_attempts, .to.i = &wcfg.payment_max_attempts},
     {.var = &cf_worker_max_in_flight, .to.i = &wcfg.max_in_flight},
     {.var = &cf_worker_max_polls, .to.i = &wcfg.max_polls},
     {.var = &cf_worker_wait_time_s, .to.i = &wcfg.wait_time_s},
@@ -138,12 +212,36 @@ static const struct config_table worker_table = {
     sizeof(worker_entries) / sizeof(worker_entries[0]),
 };
 
+/* The rules between the payment variables the table cannot express. */
+static int check_payment(char *err, size_t errlen)
+{
+    if (payment_rate_parse(wcfg.payment_decline_rate_s, &wcfg.payment_decline_rate) != 0) {
+        snprintf(err, errlen, "PAYMENT_DECLINE_RATE must be a number from 0 to 1, e.g. 0.25");
+        return -1;
+    }
+    if (payment_rate_parse(wcfg.payment_error_rate_s, &wcfg.payment_error_rate) != 0) {
+        snprintf(err, errlen, "PAYMENT_ERROR_RATE must be a number from 0 to 1, e.g. 0.25");
+        return -1;
+    }
+    if (wcfg.payment_provider == PAYMENT_HTTP && !wcfg.payment_url) {
+        snprintf(err, errlen, "PAYMENT_URL is required when PAYMENT_PROVIDER is http");
+        return -1;
+    }
+    if (wcfg.payment_auth_header && wcfg.payment_auth_file) {
+        snprintf(err, errlen,
+                 "PAYMENT_AUTH_HEADER and PAYMENT_AUTH_HEADER_FILE are exclusive: "
+                 "set one of them");
+        return -1;
+    }
+    return payment_auth_refresh(err, errlen); /* its content, now rather than at the first call */
+}
+
 /* Every variable, or exit 2 with one line on stderr naming the first bad one. */
 static void load_config(void)
 {
     char err[512];
     if (config_load(&worker_table, CONFIG_SERVE, err, sizeof(err)) != 0 ||
-        config_load_aws(&wcfg.sqs, err, sizeof(err)) != 0) {
+        check_payment(err, sizeof(err)) != 0 || config_load_aws(&wcfg.sqs, err, sizeof(err)) != 0) {
         fprintf(stderr, "order-worker: configuration error: %s\n", err);
         exit(2);
     }
@@ -188,6 +286,13 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
             {"order_worker_dlq_bound_total",
              "Messages given up on at their last receive (bound for the dead-letter queue)",
              &wmetrics.dlq_bound},
+            {"order_worker_payments_declined_total",
+             "Orders FAILED because the payment was declined", &wmetrics.payments_declined},
+            {"order_worker_payment_errors_total", "Payment attempts ending in a provider error",
+             &wmetrics.payment_errors},
+            {"order_worker_payments_released_total",
+             "Messages released after PAYMENT_MAX_ATTEMPTS provider errors (order still PENDING)",
+             &wmetrics.payments_released},
             {"order_worker_visibility_calls_total",
              "ChangeMessageVisibilityBatch requests sent to extend held messages",
              &wmetrics.visibility_calls},
@@ -298,7 +403,8 @@ int main(int argc, char **argv)
                   worker_emf_collect, NULL, err, sizeof(err)) != 0)
         log_error(NULL, "metrics: %s: no EMF lines", err); /* the worker itself still works */
     log_kv(LOG_INFO, NULL, "order-worker started", "max_in_flight", (long long)wcfg.max_in_flight,
-           "payment_delay_ms", (long long)wcfg.payment_delay_ms, "metrics_port",
+           "payment_delay_ms", (long long)wcfg.payment_delay_ms, "payment_http",
+           (long long)(wcfg.payment_provider == PAYMENT_HTTP), "metrics_port",
            (long long)wcfg.metrics_port, NULL);
     int rc = loop_run(sfd);
     emf_stop(); /* the last line: what happened since the previous one */

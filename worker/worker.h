@@ -12,9 +12,12 @@
 
 #include "emf.h"
 #include "metrics.h"
+#include "payment.h"
 #include "order.h"
 #include "sqs.h"
 #include "util.h"
+
+enum payment_provider { PAYMENT_SIMULATED = 0, PAYMENT_HTTP = 1 };
 
 /* Filled once at start from the table in main.c; read-only afterwards. */
 struct worker_config {
@@ -22,6 +25,16 @@ struct worker_config {
     const char *queue_url;
     const char *bind_address;
     int64_t payment_delay_ms;
+    int payment_provider;               /* PAYMENT_PROVIDER: enum payment_provider */
+    const char *payment_url;            /* PAYMENT_PROVIDER=http */
+    const char *payment_auth_header;    /* the Authorization header's value, or NULL */
+    const char *payment_auth_file;      /* or a file holding it, or NULL */
+    const char *payment_decline_rate_s; /* as given; parsed into the doubles */
+    const char *payment_error_rate_s;
+    double payment_decline_rate;
+    double payment_error_rate;
+    int64_t payment_timeout_ms;
+    int64_t payment_max_attempts; /* provider calls per delivery before release */
     int64_t max_in_flight;
     int64_t max_polls;      /* long polls outstanding at once */
     int64_t wait_time_s;    /* ReceiveMessage WaitTimeSeconds */
@@ -39,6 +52,7 @@ struct worker_config {
 };
 extern struct worker_config wcfg;
 
+/* H_PAYING: waiting for its attempt's timer, the provider or the ledger. */
 enum held_state { H_LOOKUP, H_PAYING, H_DONE };
 
 /* One received message, from receipt until its delete is confirmed. */
@@ -55,6 +69,23 @@ struct held {
     int64_t due_ms;           /* payment (or retry) time, monotonic */
     int64_t visible_until_ms; /* monotonic; extended before it passes */
     int64_t order_created_ms; /* wall clock, for end-to-end latency */
+    /* the order, as the lookup found it (the provider's request) */
+    char customer_id[ORDER_MAX_STR + 1];
+    char currency[4];
+    int64_t amount_cents;
+    /* payment: this delivery's attempts and the outcome of the last one,
+     * kept until the ledger has recorded it (a database retry never calls
+     * the provider again) */
+    int attempts;
+    /* the next attempt looks the order up again first (http retries: a
+     * cancel during the backoff must keep the order from the provider) */
+    bool recheck;
+    int64_t attempt_started_ms; /* monotonic */
+    int64_t latency_ms;
+    enum payment_outcome outcome;
+    char payment_id[PAYMENT_ID_MAX + 1];
+    char reason[PAYMENT_REASON_MAX + 1];
+    void *pay_call; /* the provider call in flight (payment.c), or NULL */
     size_t heap_idx;
     struct held *prev, *next; /* all held messages, oldest first */
     /* visibility extension (visibility.c): queued by visible_until while
@@ -140,6 +171,9 @@ struct worker_metrics {
     _Atomic int64_t in_flight;
     _Atomic uint64_t sqs_requests;
     _Atomic uint64_t sqs_errors;
+    _Atomic uint64_t payments_declined;   /* orders FAILED by a decline */
+    _Atomic uint64_t payment_errors;      /* attempts ending in a provider error */
+    _Atomic uint64_t payments_released;   /* messages released after PAYMENT_MAX_ATTEMPTS errors */
     _Atomic uint64_t visibility_calls;    /* ChangeMessageVisibilityBatch sent to extend */
     _Atomic uint64_t visibility_extended; /* messages whose extension succeeded */
     _Atomic uint64_t visibility_expired;  /* held messages whose visibility ran out */
@@ -169,19 +203,28 @@ void ledger_close(struct ledger *l);
 /* The socket to poll for the answer while a statement is out, else -1. */
 int ledger_socket(const struct ledger *l);
 /* Sends the lookup of h[0..n): classifies the messages by their order's
- * status and records DELIVERED and PAYMENT_STARTED for the pending ones. */
+ * status and records DELIVERED and PAYMENT_STARTED for the pending ones
+ * (not for a recheck before a retry). */
 int ledger_send_lookup(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
-/* Sends the payment of every PENDING order of h[0..n), at most once: status
- * PROCESSED and the payment row in one statement. */
-int ledger_send_pay(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
+/* Records the outcome of each h[i]'s last attempt (payment_attempts, the
+ * timeline) and settles the PENDING orders in one statement: approved ->
+ * PROCESSED with its payment row (unique per order: paid at most once),
+ * declined -> FAILED with the reason, error -> unchanged. */
+int ledger_send_settle(struct ledger *l, struct held **h, size_t n, char *err, size_t errlen);
 /* Reads what has arrived without waiting: 1 with *res (PQclear it) once the
  * answer is complete, 0 while it is not, -1 with err when the statement or
  * the connection failed. */
 int ledger_result(struct ledger *l, PGresult **res, char *err, size_t errlen);
 /* out[i]: the status of h[i]'s order; fills correlation ids and creation times. */
 void ledger_read_lookup(const PGresult *r, struct held **h, size_t n, enum ledger_status *out);
-/* paid[i]: whether the statement paid h[i]'s order. */
-void ledger_read_pay(const PGresult *r, size_t n, bool *paid);
+/* What the settle statement left h[i]'s order as. */
+enum ledger_settled {
+    SETTLED_PROCESSED, /* this statement paid it */
+    SETTLED_FAILED,    /* this statement failed it */
+    SETTLED_PENDING,   /* still PENDING (the attempt was an error) */
+    SETTLED_OTHER      /* done elsewhere: PROCESSED, FAILED or CANCELED, or a duplicate */
+};
+void ledger_read_settle(const PGresult *r, size_t n, enum ledger_settled *out);
 
 /* ---- the event loop ---- */
 

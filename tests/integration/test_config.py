@@ -102,6 +102,14 @@ SPECIFIC = {
     "WORKER_MAX_IN_FLIGHT": ["9"],
     "WORKER_WAIT_TIME_S": ["21"],
     "WORKER_VISIBILITY_TIMEOUT_S": ["4"],
+    "PAYMENT_PROVIDER": ["stripe"],
+    "PAYMENT_DECLINE_RATE": ["1.5", "0.5.5", "abc", "1e-1", ".", "nan"],
+    "PAYMENT_ERROR_RATE": ["2", "0,5"],
+    "PAYMENT_URL": ["http://provider.example.com/pay", "ftp://127.0.0.1/pay", "pay"],
+    "PAYMENT_AUTH_HEADER_FILE": ["/nonexistent/auth"],
+    "PAYMENT_AUTH_HEADER": ["Bearer a\tb", "x" * 9000],
+    "PAYMENT_TIMEOUT_MS": ["99", "120001"],
+    "PAYMENT_MAX_ATTEMPTS": ["0", "21"],
 }
 
 
@@ -301,3 +309,29 @@ def test_help_lists_the_sqs_client_and_credential_variables():
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                     "LOG_LEVEL", "LOG_FORMAT", "BIND_ADDRESS"):
             assert var in names, f"{prog} --help lacks {var}"
+
+
+def test_payment_auth_header_and_its_file_are_exclusive():
+    env = base("order-worker")
+    env["PAYMENT_AUTH_HEADER"] = "Bearer abc"
+    env["PAYMENT_AUTH_HEADER_FILE"] = str(ROOT / "README.md")
+    msg = assert_config_error("order-worker", env, "PAYMENT_AUTH_HEADER")
+    assert "abc" not in msg
+
+
+def test_http_payment_provider_needs_a_url():
+    env = base("order-worker")
+    env["PAYMENT_PROVIDER"] = "http"
+    env.pop("PAYMENT_URL", None)
+    assert_config_error("order-worker", env, "PAYMENT_URL")
+
+
+@pytest.mark.parametrize("content", [b"", b"Bearer a\r\nX-Injected: 1\n", b"\xff" * 10,
+                                     b"x" * 9000])
+def test_payment_auth_header_file_content_is_checked(tmp_path, content):
+    f = tmp_path / "auth"
+    f.write_bytes(content)
+    env = base("order-worker")
+    env["PAYMENT_AUTH_HEADER_FILE"] = str(f)
+    msg = assert_config_error("order-worker", env, "PAYMENT_AUTH_HEADER_FILE")
+    assert "Bearer" not in msg and "Injected" not in msg

@@ -160,6 +160,23 @@ def test_created_then_processed_events_carry_the_order(bus, sqs, queue, db, proc
     assert metric(api, "order_api_events_published_total") >= 2
 
 
+def test_declined_payment_publishes_order_failed(bus, sqs, queue, procs):
+    api = Api(queue, extra_env=events_env(bus.name))
+    procs.append(api)
+    procs.append(Worker(queue, {"PAYMENT_DECLINE_RATE": "1.0", "PAYMENT_DELAY_MS": "50"}))
+    cid = "failed-" + uuid.uuid4().hex[:8]
+    created = api.post(bus.order(), headers={"X-Correlation-Id": cid}).json()
+    oid = created["id"]
+    failed = api.wait_status(oid, "FAILED")
+    assert failed["failure_reason"] == "card_declined"
+
+    got = Collector(sqs, bus.target).until({oid}, {(oid, "order.created"), (oid, "order.failed")})
+    by_type = {e["detail-type"]: e for e in got}
+    check_event(by_type["order.failed"], "order.failed", failed, cid)
+    # a declined order is never processed: no order.processed event follows
+    assert "order.processed" not in by_type
+
+
 def test_cancel_publishes_order_canceled(bus, sqs, queue, procs):
     name, target = bus.name, bus.target
     api = Api(queue, extra_env=events_env(name))  # no worker: the order stays PENDING
