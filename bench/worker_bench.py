@@ -32,6 +32,12 @@ Cases (--case) are named environments; --env K=V adds to or overrides them:
   tuned        WORKER_MAX_IN_FLIGHT=8000 WORKER_MAX_POLLS=40
   visibility   WORKER_MAX_IN_FLIGHT=10000, PAYMENT_DELAY_MS=60000 (twice the
                30 s visibility timeout: every message is extended ~4 times)
+  http-provider  PAYMENT_PROVIDER=http against bench/payment_provider.py (started
+               here on a free port, answering after --stub-delay-ms, 2000),
+               WORKER_MAX_IN_FLIGHT=3000 (ceiling 3000 / 2 s = 1,500/s). Adds
+               the stub's figures (calls, charges, replays, its CPU) and
+               checks: the stub charged every order of the run exactly once,
+               nothing else, and each payments row holds the stub's payment id
 
 Usage: bench/worker_bench.py --case visibility [--orders N] [--env K=V ...]
 """
@@ -51,7 +57,9 @@ CASES = {
     "defaults": {},
     "tuned": {"WORKER_MAX_IN_FLIGHT": "8000", "WORKER_MAX_POLLS": "40"},
     "visibility": {"WORKER_MAX_IN_FLIGHT": "10000", "PAYMENT_DELAY_MS": "60000"},
+    "http-provider": {"PAYMENT_PROVIDER": "http", "WORKER_MAX_IN_FLIGHT": "3000"},
 }
+STUB = ROOT / "bench" / "payment_provider.py"
 
 
 def local_env():
@@ -72,6 +80,67 @@ def proc_cpu_s(pid):
 
 
 class WorkerRun(B.Bench):
+    def classify(self, pid, ppid, comm, cmd):
+        if ppid == os.getpid() and STUB.name in cmd:
+            return "payment stub"
+        return super().classify(pid, ppid, comm, cmd)
+
+    def start_stub(self, label):
+        """bench/payment_provider.py on a free port; its /pay URL and Proc."""
+        port = B.free_port()
+        p = B.Proc(f"payment-stub-{label}",
+                   [sys.executable, str(STUB), "--port", str(port),
+                    "--delay-ms", str(self.a.stub_delay_ms),
+                    "--max-seconds", str(self.a.timeout + self.a.enqueue_timeout + 600)],
+                   os.environ.copy(), self.log_dir / f"payment-stub-{label}.log", "payment stub")
+        B.wait_until(lambda: self._stub_up(port), 30, "the payment stub to answer")
+        return f"http://127.0.0.1:{port}", p
+
+    @staticmethod
+    def _stub_up(port):
+        try:
+            return B.http_get(f"http://127.0.0.1:{port}/stats")[0] == 200
+        except OSError:
+            return False
+
+    def stub_figures(self, base, stub, tag, since, total, worker_cpu_s):
+        stats = json.loads(B.http_get(f"{base}/stats")[1])
+        charges = json.loads(B.http_get(f"{base}/charges", timeout=30)[1])
+        rows = self.db_rows(
+            "SELECT o.id::text, o.status, p.provider_payment_id FROM orders o"
+            " LEFT JOIN payments p ON p.order_id = o.id"
+            " WHERE o.customer_id = %s AND o.created_at >= %s", tag, since)
+        ids = {r[0] for r in rows}
+        stub_cpu_s = proc_cpu_s(stub.pid)
+        out = {
+            "stub_delay_ms": stats.get("delay_ms"),
+            "stub_requests": stats.get("requests", 0),
+            "stub_charges": stats.get("charges", 0),
+            "stub_replays": stats.get("replays", 0),  # retries/redeliveries: same key again
+            "stub_bad_requests": stats.get("bad_requests", 0),
+            "stub_key_mismatch": stats.get("key_mismatch", 0),
+            "stub_max_pending": stats.get("max_pending", 0),
+            "stub_max_open_connections": stats.get("max_open_connections", 0),
+            "stub_connections_accepted": stats.get("connections", 0),
+            "stub_cpu_s": round(stub_cpu_s, 2),
+            "stub_cpu_s_per_1k": round(1000 * stub_cpu_s / total, 3) if total else None,
+            "worker_plus_stub_cpu_s_per_1k": round(1000 * (stub_cpu_s + worker_cpu_s) / total, 3)
+            if total else None,
+        }
+        out["stub_checks"] = {
+            "every_order_charged_once_at_stub": set(charges) == ids and len(ids) == total
+            and stats.get("charges") == total,
+            "payment_ids_match_stub": all(
+                st == "PROCESSED" and pid == charges.get(oid, {}).get("payment_id")
+                for oid, st, pid in rows),
+            "no_bad_requests_at_stub": stats.get("bad_requests", 0) == 0
+            and stats.get("key_mismatch", 0) == 0,
+        }
+        return out
+
+    def db_rows(self, sql, *params):
+        return self.db.execute(sql, params).fetchall()
+
     def worker_env(self, queue_url, port, extra):
         env = self.env(queue_url, {"METRICS_PORT": str(port)})
         env.update(extra)
@@ -82,9 +151,12 @@ class WorkerRun(B.Bench):
         q = self.new_queue(label)
         since = self.q1("SELECT now() - interval '1 second'")[0]
         api = self.start_api(q, label)
-        w = None
-        row = {"label": label, "env": extra, "orders_requested": n}
+        w = stub = None
+        row = {"label": label, "env": dict(extra), "orders_requested": n}
         try:
+            if extra.get("PAYMENT_PROVIDER") == "http" and "PAYMENT_URL" not in extra:
+                base, stub = self.start_stub(label)
+                extra = dict(extra, PAYMENT_URL=f"{base}/pay")
             post_s, _ = self.post_orders(api, n, tag, label)
             total, _ = self.counts(tag, since)
             row.update(orders=total, post_per_s=round(total / post_s, 1))
@@ -129,10 +201,13 @@ class WorkerRun(B.Bench):
             w.stop(5)
             w = None
             row.update(self.figures(tag, since, t_start, total, samples, m, cpu_s, hwm, rc, stop_s))
+            if stub:
+                row.update(self.stub_figures(base, stub, tag, since, total, cpu_s))
+                row["checks"].update(row.pop("stub_checks"))
             row["cpu"] = B.CpuSampler.between(s0, s1)
             return row
         finally:
-            procs = [p for p in (w, api) if p]
+            procs = [p for p in (w, api, stub) if p]
             self.stop(procs)
             self.delete_queue(q)
 
@@ -212,6 +287,8 @@ def main():
     ap.add_argument("--bin-dir", default=str(ROOT / "build"))
     ap.add_argument("--out-dir", default=None)
     ap.add_argument("--timeout", type=int, default=300, help="seconds the worker may take")
+    ap.add_argument("--stub-delay-ms", type=int, default=2000,
+                    help="http-provider: how long the payment stub takes to answer")
     ap.add_argument("--sqs", choices=["localstack", "elasticmq"], default="localstack",
                     help="the SQS server: LocalStack of .local/env, or ElasticMQ started with"
                          " bench/elasticmq.sh (ELASTICMQ_PORT as for that script)")
@@ -230,7 +307,8 @@ def main():
         sqs_pid=pid_file.read_text().split()[0] if pid_file.exists() else "",
         database_url=le["DATABASE_URL"], bin_dir=a.bin_dir, out_dir=str(out_dir),
         run_id=f"w{run_id}", orders=a.orders, keep_db=False, post_conns=64,
-        enqueue_timeout=300, payment_delay_ms=2000, timeout=a.timeout)
+        enqueue_timeout=300, payment_delay_ms=2000, timeout=a.timeout,
+        stub_delay_ms=a.stub_delay_ms)
     extra = dict(CASES[a.case])
     for kv in a.env:
         k, _, v = kv.partition("=")
