@@ -11,11 +11,14 @@
  * to be ours by its address. The Authorization value comes from
  * PAYMENT_AUTH_HEADER (ECS injects secrets as variables) or is re-read from
  * PAYMENT_AUTH_HEADER_FILE when the file changes; it is never logged.
+ * Each concurrent call holds a connection, so the soft open-files limit is
+ * raised to cover WORKER_MAX_IN_FLIGHT of them (see raise_fd_limit).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -95,11 +98,38 @@ int payment_auth_refresh(char *err, size_t errlen)
     return 0;
 }
 
+/* One descriptor per concurrent call. A soft RLIMIT_NOFILE of 1024 (the
+ * default of many container runtimes) would cap the calls at about a thousand,
+ * the ones beyond failing to connect and burning retries, so it is raised up
+ * to the hard limit; when even that is short, the shortfall is logged. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)wcfg.max_in_flight + (rlim_t)wcfg.max_polls + EXTEND_MAX_CALLS + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < want)
+        log_warn(NULL,
+                 "open files limited to %llu (RLIMIT_NOFILE), fewer than the %llu that "
+                 "WORKER_MAX_IN_FLIGHT=%lld payment calls need: calls beyond it fail and are "
+                 "retried",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want,
+                 (long long)wcfg.max_in_flight);
+    else
+        log_kv(LOG_INFO, NULL, "raised the open files limit for the payment calls", "from",
+               (long long)was, "to", (long long)rl.rlim_cur, NULL);
+}
+
 int payment_init(CURLM *multi, char *err, size_t errlen)
 {
     P.multi = multi; /* (the auth value may be loaded already: main.c checks it) */
     if (wcfg.payment_provider != PAYMENT_HTTP)
         return 0;
+    raise_fd_limit();
     P.cap = (size_t)wcfg.max_in_flight;
     P.slab = calloc(P.cap, sizeof(*P.slab));
     if (!P.slab) {

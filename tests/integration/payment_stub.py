@@ -12,6 +12,8 @@ Modes (`stub.mode`, changeable while the worker runs):
   "http402"               402 {"reason":stub.reason}
   ("fail", n)             503 for the key's first n calls, then approve
   "hang"                  charge (once), then never answer: every answer is lost
+`stub.delay_s` holds every answer that long (so calls overlap); `max_open` is
+the most calls held at once.
 """
 import json
 import threading
@@ -31,6 +33,8 @@ class PaymentStub:
         self.connections = set()  # client (host, port) pairs: one per TCP connection
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.delay_s = 0.0
+        self.open = self.max_open = 0  # calls being answered now, and the most at once
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +57,13 @@ class PaymentStub:
                 if hang:
                     stub.release.wait(60)
                     return
+                if stub.delay_s:
+                    with stub.lock:
+                        stub.open += 1
+                        stub.max_open = max(stub.max_open, stub.open)
+                    stub.release.wait(stub.delay_s)
+                    with stub.lock:
+                        stub.open -= 1
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -60,7 +71,10 @@ class PaymentStub:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # hundreds of workers' calls may connect at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -2,6 +2,7 @@
 
 The http provider is tests/integration/payment_stub.py, which counts calls and
 charges per Idempotency-Key: "one charge" below is the stub's own count."""
+import resource
 import time
 import uuid
 
@@ -266,4 +267,41 @@ def test_cancel_between_retries_stops_the_provider_calls(queue, procs, stub):
     assert stub.calls[oid] == at_cancel
     assert stub.charges[oid] == 0
     assert api.get(f"/orders/{oid}").json()["status"] == "CANCELED"
+    assert worker.stop() == 0
+
+
+def test_http_calls_beyond_a_low_open_files_limit_all_connect(queue, db, procs, stub):
+    # Each concurrent provider call holds a connection. A soft RLIMIT_NOFILE of
+    # 1024 (many container runtimes' default) would cap them, the calls beyond
+    # failing to connect: the worker raises it to what WORKER_MAX_IN_FLIGHT
+    # needs. Here the worker starts with a soft limit of 128 and the stub holds
+    # 300 calls at once; every one must be approved on its first attempt.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1000:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard}: cannot show the raise")
+    api = Api(queue)
+    procs.append(api)
+    ids = [api.post().json()["id"] for _ in range(300)]
+    stub.delay_s = 3.0
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))  # inherited by the worker
+    try:
+        worker = http_worker(queue, stub, {"WORKER_MAX_IN_FLIGHT": "400"})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    procs.append(worker)
+
+    def all_processed():
+        n = db.execute("SELECT count(*) FROM orders WHERE id = ANY(%s::uuid[])"
+                       " AND status = 'PROCESSED'", (ids,)).fetchone()[0]
+        return n == len(ids)
+
+    wait_for(all_processed, 90, "300 orders PROCESSED")
+    assert stub.max_open > 128  # the calls really overlapped beyond the old limit
+    outcomes = db.execute("SELECT outcome, count(*) FROM payment_attempts"
+                          " WHERE order_id = ANY(%s::uuid[]) GROUP BY outcome",
+                          (ids,)).fetchall()
+    assert outcomes == [("approved", 300)]
+    assert all(stub.charges[i] == 1 for i in ids)
+    assert any(l.get("msg") == "raised the open files limit for the payment calls"
+               for l in worker.lines())
     assert worker.stop() == 0
