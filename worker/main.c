@@ -343,9 +343,13 @@ int metrics_server_start(char *err, size_t errlen)
         snprintf(err, errlen, "BIND_ADDRESS must be an IPv4 address");
         return -1;
     }
-    metrics_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_metrics,
-                                      NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                      MHD_OPTION_CONNECTION_LIMIT, 32u,
+    /* epoll, not MHD's default select(): with the http provider the worker
+     * holds a socket per payment call, so a scrape's socket (and the health
+     * check's, which is a GET /metrics) is numbered past FD_SETSIZE (1024),
+     * which select() cannot watch: MHD would close it unanswered. */
+    metrics_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL,
+                                      NULL, on_metrics, NULL, MHD_OPTION_SOCK_ADDR,
+                                      (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 32u,
                                       MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
     if (!metrics_daemon) {
         snprintf(err, errlen, "cannot listen on %s:%lld for metrics (METRICS_PORT)",

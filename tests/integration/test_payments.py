@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import tokens
-from conftest import Api, Worker
+from conftest import Api, Worker, free_port
 from payment_stub import PaymentStub
 
 
@@ -305,3 +305,29 @@ def test_http_calls_beyond_a_low_open_files_limit_all_connect(queue, db, procs, 
     assert any(l.get("msg") == "raised the open files limit for the payment calls"
                for l in worker.lines())
     assert worker.stop() == 0
+
+
+def test_metrics_answer_while_over_1024_payment_calls_are_open(queue, procs, stub):
+    # With the http provider the worker holds a socket per payment call, so a
+    # /metrics scrape (and the container health check, a GET /metrics) arrives
+    # on a descriptor past FD_SETSIZE: a select()-based server closes it
+    # unanswered, and the orchestrator would replace a busy, healthy worker.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2000:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard}: cannot hold 1,100 calls")
+    api = Api(queue)
+    procs.append(api)
+    ids = [api.post().json()["id"] for _ in range(1100)]
+    stub.delay_s = 8.0
+    port = free_port()
+    worker = http_worker(queue, stub, {"WORKER_MAX_IN_FLIGHT": "1500",
+                                       "METRICS_PORT": str(port)})
+    procs.append(worker)
+    wait_for(lambda: stub.open >= 1060, 60, "1,060 payment calls open at once")
+    r = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert r.status_code == 200
+    held = [float(l.split()[1]) for l in r.text.splitlines()
+            if l.startswith("order_worker_messages_in_flight ")]
+    assert held and held[0] >= 1060
+    stub.release.set()  # answer the rest now: the test has what it needs
+    assert all(stub.charges[i] <= 1 for i in ids)
