@@ -186,9 +186,13 @@ class WorkerRun(B.Bench):
                 time.sleep(0.5)
             s1 = self.sampler.snapshot()
             # the last deletes: nothing left in flight
+            def idle():
+                try:
+                    return B.metrics(port).get("order_worker_messages_in_flight", 1) == 0
+                except OSError:
+                    return False
             try:
-                B.wait_until(lambda: B.metrics(port).get("order_worker_messages_in_flight", 1) == 0,
-                             30, "nothing in flight", interval=0.2)
+                B.wait_until(idle, 30, "nothing in flight", interval=0.2)
             except TimeoutError as e:
                 B.log(str(e))
             m = B.metrics(port)
@@ -240,6 +244,8 @@ class WorkerRun(B.Bench):
             if t10 and t90 and float(t90) > float(t10) else None,
             "max_in_flight": int(max((s.get("order_worker_messages_in_flight", 0)
                                       for _, s in samples), default=0)),
+            "in_flight_timeline": [(round(t, 1), int(s.get("order_worker_messages_in_flight", 0)))
+                                   for t, s in samples],
             "mean_receipt_to_done_ms": round(
                 1000 * m.get("order_worker_payment_duration_seconds_sum", 0)
                 / m["order_worker_payment_duration_seconds_count"])
