@@ -13,7 +13,8 @@ Modes (`stub.mode`, changeable while the worker runs):
   ("fail", n)             503 for the key's first n calls, then approve
   "hang"                  charge (once), then never answer: every answer is lost
 `stub.delay_s` holds every answer that long (so calls overlap); `max_open` is
-the most calls held at once.
+the most calls held at once; `stub.pad` adds a "padding" field of that many
+bytes to every answer (answers longer than one read).
 """
 import json
 import threading
@@ -34,6 +35,7 @@ class PaymentStub:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.delay_s = 0.0
+        self.pad = 0
         self.open = self.max_open = 0  # calls being answered now, and the most at once
         stub = self
 
@@ -64,6 +66,8 @@ class PaymentStub:
                     stub.release.wait(stub.delay_s)
                     with stub.lock:
                         stub.open -= 1
+                if stub.pad:
+                    answer = dict(answer, padding="x" * stub.pad)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

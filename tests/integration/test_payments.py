@@ -331,3 +331,21 @@ def test_metrics_answer_while_over_1024_payment_calls_are_open(queue, procs, stu
     assert held and held[0] >= 1060
     stub.release.set()  # answer the rest now: the test has what it needs
     assert all(stub.charges[i] <= 1 for i in ids)
+
+
+def test_http_answer_longer_than_one_read_is_assembled(queue, db, procs, stub):
+    # The worker reads the provider's answers 1 KiB at a time (a small buffer
+    # per open call): a 40 KiB answer, under the 64 KiB bound, must still be
+    # read whole and its payment id recorded.
+    stub.pad = 40 * 1024
+    api = Api(queue)
+    procs.append(api)
+    oid = api.post().json()["id"]
+    worker = http_worker(queue, stub)
+    procs.append(worker)
+    wait_for(lambda: api.get(f"/orders/{oid}").json()["status"] == "PROCESSED", 30,
+             "the order PROCESSED")
+    _, answer = stub.results[oid]
+    assert payments(db, oid) == [("http", answer["payment_id"])]
+    assert stub.charges[oid] == 1
+    assert worker.stop() == 0
