@@ -730,6 +730,12 @@ int loop_run(int signal_fd)
     int rc = 0;
 
     L.multi = curl_multi_init();
+    if (!L.multi || curl_events_init(L.multi, err, sizeof(err)) != 0) {
+        log_error(NULL, "cannot start the event loop: %s", L.multi ? err : "out of memory");
+        if (L.multi)
+            curl_multi_cleanup(L.multi);
+        return 1;
+    }
     L.recv_ops = calloc((size_t)wcfg.max_polls, sizeof(*L.recv_ops));
     /* per host: SQS, and the payment provider's calls (one per held order at most) */
     curl_multi_setopt(L.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
@@ -739,12 +745,14 @@ int loop_run(int signal_fd)
     if (!L.creds) {
         log_error(NULL, "no AWS credentials: %s", err);
         curl_multi_cleanup(L.multi);
+        curl_events_cleanup();
         return 1;
     }
     if (payment_init(L.multi, err, sizeof(err)) != 0) {
         log_error(NULL, "cannot start the payment provider: %s", err);
         creds_provider_free(L.creds);
         curl_multi_cleanup(L.multi);
+        curl_events_cleanup();
         return 1;
     }
     L.sqs = sqs_client_new(&wcfg.sqs, L.creds);
@@ -807,22 +815,21 @@ int loop_run(int signal_fd)
         if (timeout < 0)
             timeout = 0;
 
-        struct curl_waitfd wfd[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
-        unsigned nfd = 1;
+        /* [0]: curl_events.c's epoll set; then the signals and PostgreSQL */
+        struct pollfd pfd[4] = {[1] = {.fd = signal_fd, .events = POLLIN}};
+        unsigned nfd = 2;
         for (int k = 0; k < 2; k++)
             if (ledger_socket(&L.jobs[k].led) >= 0)
-                wfd[nfd++] = (struct curl_waitfd){.fd = ledger_socket(&L.jobs[k].led),
-                                                  .events = CURL_WAIT_POLLIN};
-        int running, q;
-        curl_multi_poll(L.multi, wfd, nfd, timeout, NULL);
-        if (wfd[0].revents & CURL_WAIT_POLLIN) {
+                pfd[nfd++] = (struct pollfd){.fd = ledger_socket(&L.jobs[k].led), .events = POLLIN};
+        int q;
+        curl_events_wait(pfd, nfd, timeout);
+        if (pfd[1].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (read(signal_fd, &si, sizeof(si)) == sizeof(si) && !L.stopping) {
                 log_info(NULL, "received %s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                 begin_stop();
             }
         }
-        curl_multi_perform(L.multi, &running);
         CURLMsg *m;
         while ((m = curl_multi_info_read(L.multi, &q)))
             if (m->msg == CURLMSG_DONE)
@@ -838,6 +845,7 @@ int loop_run(int signal_fd)
     sqs_client_free(L.sqs);
     creds_provider_free(L.creds);
     curl_multi_cleanup(L.multi);
+    curl_events_cleanup();
     timer_heap_free(&L.timers);
     free(L.lookup_q.v);
     free(L.settle_q.v);

@@ -43,6 +43,18 @@ void extend_visibility(int64_t now, int64_t *next_timer);
 /* The answer to an OP_EXTEND (o is freed by the caller). */
 void extension_done(struct op *o, CURLcode code);
 
+/* ---- curl_events.c: the multi handle driven by epoll ---- */
+
+/* 0, or -1 with err. Before any transfer is added to multi. */
+int curl_events_init(CURLM *multi, char *err, size_t errlen);
+void curl_events_cleanup(void);
+/* Waits up to timeout_ms (less when libcurl has a timeout due) for a curl
+ * socket or one of fds[1..nfds) (fds[0] is filled in here), then runs the
+ * transfers that are ready or due; their results are for
+ * curl_multi_info_read. */
+struct pollfd;
+void curl_events_wait(struct pollfd *fds, unsigned nfds, int timeout_ms);
+
 /* ---- payment.c: one payment attempt by the configured provider ---- */
 
 /* 0, or -1 with err (memory, or an unreadable PAYMENT_AUTH_HEADER_FILE). */
