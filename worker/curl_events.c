@@ -18,7 +18,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
+#include "util.h"
 
 #define EVENTS_MAX 256
 
@@ -44,7 +46,11 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         return 0;
     if (errno == ENOENT && epoll_ctl(E.epfd, EPOLL_CTL_ADD, s, &ev) == 0)
         return 0;
-    return -1; /* libcurl fails the transfer: never a socket left unwatched */
+    /* (out of memory or epoll watches): returning -1 would make libcurl fail
+     * every transfer of the multi handle; this one instead runs into its own
+     * timeout (every SQS request and payment call has one) and is retried */
+    log_warn(NULL, "cannot watch a libcurl socket (epoll_ctl: %s)", strerror(errno));
+    return 0;
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
