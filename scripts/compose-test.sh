@@ -160,9 +160,12 @@ fi
 exec 9>"$WORK/lock"
 flock -n 9 || abort "another compose-test.sh is running in $ROOT"
 
-# the whole run is bounded: TERM this shell and its current foreground step
+# the whole run is bounded: TERM this shell and its current foreground step.
+# Not the shell's INT/TERM trap: the cleanup (or a Ctrl-C) ends the watchdog
+# at once, and a killed sleep fires nothing.
 (
-  sleep "$TOTAL_TIMEOUT"
+  trap - INT TERM HUP
+  sleep "$TOTAL_TIMEOUT" || exit 0
   log "TOTAL_TIMEOUT ($TOTAL_TIMEOUT s) reached"
   pkill -TERM -P $$
   kill -TERM $$
