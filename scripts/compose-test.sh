@@ -52,7 +52,7 @@
 #        (9190): preferred host ports, the next free one is used when taken;
 #        ORDERS (4), PROCESS_TIMEOUT (90 s), BUILD_TIMEOUT (1200 s, each
 #        build step), TOTAL_TIMEOUT (1800 s, the whole run; about 10 min cold
-#        with the Compose build, 3 min warm on 2 cores)
+#        with the Compose build, about 1 min warm, on 2 cores)
 # Last line: "compose-test: N passed, M failed"; exit status non-zero on any
 # failure. Logs: .local/compose-test/.
 set -uo pipefail
