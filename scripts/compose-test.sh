@@ -78,11 +78,14 @@ rm -f "$WORK"/*.log
 
 passed=0
 failed=0
-log() { printf '[compose-test +%ss] %s\n' "$SECONDS" "$*" >&2; }
+# fds 7 and 8: the run's own stdout and stderr, which the verdicts and the
+# trap reach even from inside a step whose output goes to a log file
+exec 7>&1 8>&2
+log() { printf '[compose-test +%ss] %s\n' "$SECONDS" "$*" >&8; }
 pass() { passed=$((passed + 1)); log "PASS: $*"; }
 fail() { failed=$((failed + 1)); log "FAIL: $*"; }
 finish() {
-  echo "compose-test: $passed passed, $failed failed"
+  echo "compose-test: $passed passed, $failed failed" >&7
   [[ $failed -eq 0 && $passed -gt 0 ]] && exit 0
   exit 1
 }
@@ -93,6 +96,7 @@ abort() { fail "$*"; finish; }
 SERVICE_PID=""
 POLLER_PID=""
 WATCHDOG_PID=""
+STEP_PID=""
 SOCK_DIR=""
 STARTED_STACK=0
 
@@ -124,6 +128,7 @@ cleanup() {
   trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short
   local ids=() p
   [[ -n "$WATCHDOG_PID" ]] && stop_tree "$WATCHDOG_PID"
+  [[ -n "$STEP_PID" ]] && stop_tree "$STEP_PID"
   # health checks first, so no exec session races the containers' stop
   [[ -n "$POLLER_PID" ]] && stop_tree "$POLLER_PID"
   if [[ -n "$SERVICE_PID" ]] && kill -0 "$SERVICE_PID" 2>/dev/null; then
@@ -150,7 +155,21 @@ cleanup() {
   [[ -n "$SOCK_DIR" ]] && rm -rf "$SOCK_DIR"
 }
 trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM HUP
+trap 'fail "interrupted"; echo "compose-test: $passed passed, $failed failed" >&7; exit 130' INT TERM HUP
+
+# step CMD...: a long step (install, build, up, stop, down), run in the
+# background and waited for, so that a TERM or Ctrl-C reaching this shell runs
+# its trap at once (bash defers a trap until a foreground command ends, and a
+# TERM from `timeout --foreground` reaches this shell only); the cleanup then
+# stops the step's whole tree.
+step() {
+  "$@" 9>&- &
+  STEP_PID=$!
+  wait "$STEP_PID"
+  local rc=$?
+  STEP_PID=""
+  return "$rc"
+}
 
 if [[ $(id -u) -ne 0 ]]; then
   abort "must run as root (rootful podman with a private storage)"
@@ -223,7 +242,7 @@ ensure_compose() {
     command -v go >/dev/null || { log "go is missing (needed to build Docker Compose once)"; return 1; }
     log "building Docker Compose $COMPOSE_VERSION with go install (once; cached as $COMPOSE_BIN)"
     local gobin
-    gobin="$(mktemp -d)" || return 1
+    gobin="$(mktemp -d "$TOOLS/gobin.XXXXXX")" || return 1
     if ! (cd / && GOBIN="$gobin" GOFLAGS=-mod=mod timeout "$BUILD_TIMEOUT" nice go install -trimpath \
           -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
           "github.com/docker/compose/v2/cmd@$COMPOSE_VERSION") >"$WORK/compose-build.log" 2>&1; then
@@ -236,9 +255,9 @@ ensure_compose() {
     ln -sfn "$COMPOSE_BIN" "$WORK/docker/cli-plugins/docker-compose"
 }
 
-ensure_packages || abort "installing podman/buildah/debootstrap/runc/netavark (see $WORK/apt.log)"
+step ensure_packages || abort "installing podman/buildah/debootstrap/runc/netavark (see $WORK/apt.log)"
 ensure_docker_cli || abort "Docker CLI (see $WORK/apt.log)"
-ensure_compose || abort "Docker Compose $COMPOSE_VERSION (see $WORK/compose-build.log)"
+step ensure_compose || abort "Docker Compose $COMPOSE_VERSION (see $WORK/compose-build.log)"
 PATH="$(dirname "$DOCKER_BIN"):$PATH"
 
 # Only this test's settings reach docker and compose.
@@ -260,7 +279,7 @@ fi
 
 container_env_init || abort "writing the private podman configuration under .local/containers"
 log "base images: scripts/make-base-images.sh (verified, or made and recorded)"
-if ! timeout "$BUILD_TIMEOUT" scripts/make-base-images.sh >"$WORK/base-images.log" 2>&1 ||
+if ! step timeout "$BUILD_TIMEOUT" scripts/make-base-images.sh >"$WORK/base-images.log" 2>&1 ||
    ! scripts/make-base-images.sh --check >>"$WORK/base-images.log" 2>&1; then
   abort "base images (see $WORK/base-images.log)"
 fi
@@ -316,7 +335,7 @@ build_standin() {
       --build-arg PIP_CERT=/run/host-ca.crt)
   fi
   log "stand-in for $name: podman build scripts/standin/$svc (log: $WORK/standin-$svc.log)"
-  if ! timeout "$BUILD_TIMEOUT" podman build --isolation chroot --network host --pull=never \
+  if ! step timeout "$BUILD_TIMEOUT" podman build --isolation chroot --network host --pull=never \
       "${args[@]}" -t "$name" "scripts/standin/$svc" >"$WORK/standin-$svc.log" 2>&1; then
     tail -20 "$WORK/standin-$svc.log" >&2
     fail "building the $svc stand-in (see $WORK/standin-$svc.log)"
@@ -342,7 +361,7 @@ SOCK_DIR="$(mktemp -d /tmp/compose-test.XXXXXX)" || abort "mktemp"
 SOCK="$SOCK_DIR/podman.sock"
 # own session: a Ctrl-C on the terminal reaches this script, whose cleanup
 # still needs the engine to take the stack down
-setsid podman system service --time=0 "unix://$SOCK" >"$WORK/podman-service.log" 2>&1 9>&- &
+setsid podman system service --time=0 "unix://$SOCK" >"$WORK/podman-service.log" 2>&1 9>&- 7>&- 8>&- &
 SERVICE_PID=$!
 export DOCKER_HOST="unix://$SOCK"
 deadline=$((SECONDS + 30))
@@ -358,7 +377,7 @@ pass "podman system service answers the Docker API on $SOCK (engine $(docker ver
 if [[ -n "$(project_ids)" ]]; then
   log "removing containers left by an earlier run"
   STARTED_STACK=1
-  timeout 120 docker compose "${COMPOSE_ARGS[@]}" down -v --remove-orphans -t 5 >>"$WORK/down.log" 2>&1
+  step timeout 120 docker compose "${COMPOSE_ARGS[@]}" down -v --remove-orphans -t 5 >>"$WORK/down.log" 2>&1
 fi
 
 # Podman 4.3 runs HEALTHCHECKs from systemd timers; there is no systemd here,
@@ -382,7 +401,7 @@ health_poller() {
     sleep 1
   done
 }
-health_poller 9>&- &
+health_poller 9>&- 7>&- 8>&- &
 POLLER_PID=$!
 
 # ------------------------------------------------------------------ 4. up
@@ -443,7 +462,7 @@ fi
 log "docker compose up -d --build --scale worker=2 (log: $WORK/up.log)"
 STARTED_STACK=1
 up_start=$SECONDS
-if timeout "$BUILD_TIMEOUT" docker compose "${COMPOSE_ARGS[@]}" up -d --build --scale worker=2 \
+if step timeout "$BUILD_TIMEOUT" docker compose "${COMPOSE_ARGS[@]}" up -d --build --scale worker=2 \
      >"$WORK/up.log" 2>&1; then
   pass "docker compose up -d --build --scale worker=2 ($((SECONDS - up_start)) s)"
 else
@@ -731,7 +750,7 @@ done
 
 # Graceful stop: SIGTERM, the programs drain and exit 0.
 stop_start=$SECONDS
-timeout 120 docker compose "${COMPOSE_ARGS[@]}" stop -t 30 >"$WORK/stop.log" 2>&1
+step timeout 120 docker compose "${COMPOSE_ARGS[@]}" stop -t 30 >"$WORK/stop.log" 2>&1
 state="$(ps_state)"
 printf '%s\n' "$state" >"$WORK/ps-stopped.txt"
 if [[ $(grep -cE '^(api|worker) \S+ exited \S+ 0$' <<<"$state") -eq 3 ]]; then
@@ -741,7 +760,7 @@ else
 fi
 stop_tree "$POLLER_PID"
 POLLER_PID=""
-if timeout 120 docker compose "${COMPOSE_ARGS[@]}" down -v -t 10 >>"$WORK/down.log" 2>&1 &&
+if step timeout 120 docker compose "${COMPOSE_ARGS[@]}" down -v -t 10 >>"$WORK/down.log" 2>&1 &&
    [[ -z "$(project_ids)" ]] &&
    ! podman volume exists "${PROJECT}_pgdata" && ! podman network exists "${PROJECT}_default"; then
   STARTED_STACK=0

@@ -61,8 +61,9 @@ if ((!quick)); then
   suite containers scripts/container-test.sh
   # last: compose.yaml with Docker Compose on podman (own engine and ports);
   # bounded by its TOTAL_TIMEOUT and, should that fail, by timeout(1), whose
-  # TERM still lets the script's trap take the stack down
-  suite compose env TOTAL_TIMEOUT=1800 timeout -k 300 2100 scripts/compose-test.sh
+  # TERM still lets the script's trap take the stack down (--foreground: a
+  # Ctrl-C on the terminal reaches it too, and its cleanup runs)
+  suite compose env TOTAL_TIMEOUT=1800 timeout --foreground -k 300 2100 scripts/compose-test.sh
 fi
 
 ((failed)) && echo "failed suites: ${failures[*]}" >&2
