@@ -2,7 +2,8 @@
 # Runs every test, doing its own set-up on a fresh Debian/Ubuntu machine:
 #   unit tests (cmocka, every SigV4 vector) in a normal and an ASan+UBSan build,
 #   integration tests against real PostgreSQL and LocalStack with both builds,
-#   bounded libFuzzer runs, Terraform/Dockerfile checks, and the container test.
+#   bounded libFuzzer runs, Terraform/Dockerfile checks, the container test and,
+#   last, compose.yaml run with Docker Compose on podman (scripts/compose-test.sh).
 # It starts the services it needs and stops them on exit. The last line reads
 # "all: N passed, M failed" (one entry per suite).
 #
@@ -58,6 +59,11 @@ if ((!quick)); then
   suite fuzz scripts/fuzz.sh 30
   suite deploy-checks scripts/check-deploy.sh
   suite containers scripts/container-test.sh
+  # last: compose.yaml with Docker Compose on podman (own engine and ports);
+  # bounded by its TOTAL_TIMEOUT and, should that fail, by timeout(1), whose
+  # TERM still lets the script's trap take the stack down (--foreground: a
+  # Ctrl-C on the terminal reaches it too, and its cleanup runs)
+  suite compose env TOTAL_TIMEOUT=1800 timeout --foreground -k 300 2100 scripts/compose-test.sh
 fi
 
 ((failed)) && echo "failed suites: ${failures[*]}" >&2
