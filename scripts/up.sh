@@ -128,8 +128,9 @@ cleanup() {
   trap '' INT TERM HUP PIPE # a second Ctrl-C must not cut the stop short
   t0=$(now_ms)
   # From here on nothing writes to stdout or stderr, which may be a closed pipe
-  # or terminal: the stop's messages go to its log, plus a line on the terminal.
-  if [[ -t 2 ]]; then exec {tty}>&2; fi
+  # or terminal: the stop's messages go to its log, plus a line on stderr when
+  # that is a terminal or a file.
+  if [[ -t 2 || -f /dev/fd/2 ]]; then exec {tty}>&2; fi
   mkdir -p "$LOCAL" 2>/dev/null
   exec >>"$STOP_LOG" 2>&1 || exec >/dev/null 2>&1
   [[ -n "$tty" ]] && printf '\nup: stopping (details: %s)\n' "$STOP_LOG" 1>&"$tty"
@@ -220,6 +221,7 @@ fi
 # How the user calls the scripts from where they started this one.
 token_cmd=scripts/token.sh
 [[ "$CALLER_DIR" == "$ROOT" ]] || token_cmd="$ROOT/scripts/token.sh"
+token_cmd+=" --customer c-123"
 [[ "$LOCAL" == "$ROOT/.local" ]] || token_cmd+=" --dir $AUTH_DIR"
 api="http://127.0.0.1:$PORT"
 {
@@ -230,7 +232,7 @@ up: /metrics on :$METRICS_PORT (API), :$((METRICS_PORT + 1)) and :$((METRICS_POR
 up: logs: $LOG_DIR/{api,worker-1,worker-2}.log (followed below on stdout; LOG_FORMAT=$LOG_FORMAT)
 up: try it (the order turns PROCESSED about ${PAYMENT_DELAY_MS} ms later):
 
-  TOKEN=\$($token_cmd --customer c-123)
+  TOKEN=\$($token_cmd)
   id=\$(curl -s -X POST $api/orders -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
         -d '{"customer_id":"c-123","currency":"BRL","items":[{"product_id":"p-1","quantity":2,"unit_price_cents":1500}]}' \\
         | sed -E 's/.*"id":"([^"]+)".*/\1/'); echo "\$id"
