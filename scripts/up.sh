@@ -20,7 +20,8 @@
 #                file left by a killed run is cleaned up (what it left is stopped)
 #   auth/        the local signing key and its JWKS (scripts/token.sh)
 #   logs/        api.log, worker-1.log, worker-2.log (one run; the next truncates)
-#   up.log       what the last stop did (the stop writes nowhere else)
+#   up.log       this run's own messages and what its stop did (the stop writes
+#                nowhere else: stdout and stderr may be a closed pipe by then)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -45,7 +46,15 @@ LOCAL="${ORDER_LOCAL_DIR:-$ROOT/.local}"
 export ORDER_LOCAL_DIR="$LOCAL" # scripts/services.sh keeps its state there too
 STATE_FILE="$LOCAL/up.state"
 LOG_DIR="$LOCAL/logs"
-STOP_LOG="$LOCAL/up.log"
+RUN_LOG="$LOCAL/up.log"
+run_log=0 # 1 once this run owns up.log
+# Messages go to stderr (lib.sh: a failed write is ignored) and to up.log, so
+# why a run ended is known even when nobody read its output.
+log() {
+  printf 'up: %s\n' "$*" >&2 2>/dev/null || true
+  if ((run_log)); then printf '%(%F %T)T up: %s\n' -1 "$*" >>"$RUN_LOG" 2>/dev/null || true; fi
+  return 0
+}
 AUTH_DIR="$LOCAL/auth"
 
 export BIND_ADDRESS=127.0.0.1 PORT="${PORT:-8080}" METRICS_PORT="${METRICS_PORT:-9100}"
@@ -115,6 +124,8 @@ claim_state() {
   fi
   write_state
   exec {lock_fd}>&-
+  : >"$RUN_LOG"
+  run_log=1
 }
 
 # ------------------------------------------------------------------ stop
@@ -125,6 +136,7 @@ cleanup() {
   ((stopping)) && return
   stopping=1
   set +e # every step runs, whatever the one before did
+  trap - ERR
   trap '' INT TERM HUP PIPE # a second Ctrl-C must not cut the stop short
   t0=$(now_ms)
   # From here on nothing writes to stdout or stderr, which may be a closed pipe
@@ -132,8 +144,9 @@ cleanup() {
   # that is a terminal or a file.
   if [[ -t 2 || -f /dev/fd/2 ]]; then exec {tty}>&2; fi
   mkdir -p "$LOCAL" 2>/dev/null
-  exec >>"$STOP_LOG" 2>&1 || exec >/dev/null 2>&1
-  [[ -n "$tty" ]] && printf '\nup: stopping (details: %s)\n' "$STOP_LOG" 1>&"$tty"
+  exec >>"$RUN_LOG" 2>&1 || exec >/dev/null 2>&1
+  run_log=0 # stderr is up.log now
+  [[ -n "$tty" ]] && printf '\nup: stopping (details: %s)\n' "$RUN_LOG" 1>&"$tty"
   log "stopping at $(date -u +%FT%TZ) (exit status $rc)"
   ((${#follower_pid[@]} == 0)) || stop_pids 1000 "log follower" "${follower_pid[@]}"
   # Both programs stop at once when idle; held orders and in-flight requests get
@@ -153,6 +166,8 @@ cleanup() {
 # ------------------------------------------------------------------ start
 claim_state
 trap cleanup EXIT
+set -E # the ERR trap below also fires inside functions
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -163,11 +178,11 @@ for p in "${PORTS[@]}"; do
 done
 
 t_start=$SECONDS
-"$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/bootstrap.sh" || die "scripts/bootstrap.sh failed"
 if [[ -n "${ORDER_BIN:-}" ]]; then
   BIN="$ORDER_BIN"
 else
-  "$ROOT/scripts/build.sh"
+  "$ROOT/scripts/build.sh" || die "scripts/build.sh failed"
   BIN="$ROOT/build"
 fi
 [[ -x "$BIN/order-api" && -x "$BIN/order-worker" ]] || die "no order-api and order-worker in $BIN"
@@ -175,7 +190,8 @@ fi
 # leave services running that someone else started (a test run, another shell)
 if ! "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then started_services=1; fi
 write_state
-"$ROOT/scripts/services.sh" start
+"$ROOT/scripts/services.sh" start ||
+  die "scripts/services.sh start failed (its messages above; logs: $LOCAL/pg.log, $LOCAL/localstack.log)"
 # shellcheck disable=SC1091
 source "$LOCAL/env"
 
@@ -260,6 +276,13 @@ setsid bash -c '
 follower_pid=($!)
 write_state
 
-wait -n "${api_pid[0]}" "${worker_pids[@]}" || true
-log "a program exited (see $LOG_DIR); stopping the rest"
+# Until a program exits. wait -n also returns when another child ends (the log
+# follower, once stdout is closed): only a program's end stops the rest.
+while :; do
+  wait -n "${api_pid[0]}" "${worker_pids[@]}" || true
+  for p in "${api_pid[@]}" "${worker_pids[@]}"; do
+    pid_alive "$p" || break 2
+  done
+done
+log "a program exited (pid $p; see $LOG_DIR); stopping the rest"
 exit 1
