@@ -86,9 +86,12 @@ read_state() {
 SELF="$(proc_id $$)"
 started_services=0
 api_pid=() worker_pids=() follower_pid=() # empty until started
+up_ready=0 # 1 once everything runs and the banner is out
 write_state() {
   local p ids=""
-  for p in "${api_pid[@]}" "${worker_pids[@]}" "${follower_pid[@]}"; do ids+="$(proc_id "$p") "; done
+  for p in "${api_pid[@]}" "${worker_pids[@]}" "${follower_pid[@]}"; do
+    pid_alive "$p" && ids+="$(proc_id "$p") " # the follower ends early when stdout is closed
+  done
   {
     echo "# Written by scripts/up.sh while it runs; removed when it stops."
     echo "UP=$SELF"
@@ -97,6 +100,7 @@ write_state() {
     echo "PIDS=${ids% }"
     echo "SERVICES=$started_services"
     echo "LOGS=$LOG_DIR"
+    echo "READY=$up_ready"
   } >"$STATE_FILE.tmp"
   mv -f "$STATE_FILE.tmp" "$STATE_FILE"
 }
@@ -109,12 +113,14 @@ claim_state() {
   mkdir -p "$LOCAL"
   exec {lock_fd}>"$LOCAL/.up.lock"
   flock -w 10 "$lock_fd" || die "another scripts/up.sh is starting in $LOCAL"
-  if read_state; then
-    if proc_is "${ST[UP]}"; then
-      log "already running (pid ${ST[UP]%%:*}): order-api on http://127.0.0.1:${ST[PORT]:-?}, logs in ${ST[LOGS]:-$LOG_DIR}"
-      log "stop it with Ctrl-C in its terminal, or: kill ${ST[UP]%%:*}"
-      exit 1
-    fi
+  if read_state && proc_is "${ST[UP]}"; then
+    log "already running (pid ${ST[UP]%%:*}): order-api on http://127.0.0.1:${ST[PORT]:-?}, logs in ${ST[LOGS]:-$LOG_DIR}"
+    log "stop it with Ctrl-C in its terminal, or: kill ${ST[UP]%%:*}"
+    exit 1
+  fi
+  : >"$RUN_LOG" # this run's from here on
+  run_log=1
+  if [[ -f "$STATE_FILE" ]]; then
     for p in ${ST[PIDS]:-}; do proc_is "$p" && left+=("${p%%:*}"); done
     log "a previous scripts/up.sh (pid ${ST[UP]%%:*}) ended without stopping; cleaning up after it${left[*]:+ (stopping pids ${left[*]})}"
     ((${#left[@]} == 0)) || stop_pids 10000 "the previous run's programs" "${left[@]}"
@@ -124,8 +130,6 @@ claim_state() {
   fi
   write_state
   exec {lock_fd}>&-
-  : >"$RUN_LOG"
-  run_log=1
 }
 
 # ------------------------------------------------------------------ stop
@@ -274,6 +278,7 @@ setsid bash -c '
     exec tail -q -n +1 -F --pid="$2" "${@:3}" 2>/dev/null
   fi' up-logs "$colour" $$ "$LOG_DIR/api.log" "$LOG_DIR/worker-1.log" "$LOG_DIR/worker-2.log" &
 follower_pid=($!)
+up_ready=1
 write_state
 
 # Until a program exits. wait -n also returns when another child ends (the log

@@ -140,15 +140,15 @@ class Instance:
             return {}
 
     def wait_ready(self, proc, up_pid=None):
-        """Until the up.sh of pid up_pid (default: proc) has recorded all it
-        started (the API, two workers, the log follower) and the API is ready."""
+        """Until the up.sh of pid up_pid (default: proc) has recorded that all it
+        starts runs (READY=1, after its banner) and the API answers ready."""
         up_pid = up_pid or proc.pid
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"up.sh exited {proc.returncode} before it was ready\n{self.diagnostics()}")
             st = self.state()
-            if st.get("UP", "").startswith(f"{up_pid}:") and len(st.get("PIDS", "").split()) == 4:
+            if st.get("UP", "").startswith(f"{up_pid}:") and st.get("READY") == "1":
                 try:
                     if requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
                         return
