@@ -224,8 +224,11 @@ METRICS_PORT=$((METRICS_PORT + 2)) "$BIN/order-worker" >>"$LOG_DIR/worker-2.log"
 worker_pids+=($!)
 write_state
 
+# up to 60 s: a loaded machine (a CI runner, the test suite beside it) can take
+# its time to migrate and load the keys; a dead API ends the wait at once
 ready=0
-for _ in $(seq 1 150); do
+ready_deadline=$((SECONDS + 60))
+while ((SECONDS < ready_deadline)); do
   if curl -fsS --max-time 1 "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then
     ready=1
     break
