@@ -9,6 +9,7 @@
  */
 #include "order.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -333,7 +334,13 @@ int order_message_parse(const char *body, size_t len, char *order_id, char *err,
     else if (!json_is_string(id) || !util_is_uuid(json_string_value(id)))
         snprintf(err, errlen, "order_id is missing or not a UUID");
     else {
-        util_strlcpy(order_id, json_string_value(id), UUID_STR_LEN);
+        /* Canonical (lower-case) text, as PostgreSQL prints a uuid: the worker
+         * keys the provider's Idempotency-Key and the simulated draw on it, so
+         * two spellings of one order must not become two keys. */
+        const char *v = json_string_value(id);
+        for (size_t i = 0; i < UUID_STR_LEN - 1; i++)
+            order_id[i] = (char)tolower((unsigned char)v[i]);
+        order_id[UUID_STR_LEN - 1] = '\0';
         rc = 0;
     }
     json_decref(root);

@@ -325,6 +325,20 @@ static void test_message_body_round_trip(void **s)
     free(b);
 }
 
+/* The worker uses the message's order id as the payment Idempotency-Key and
+ * as the simulated provider's seed: a message spelling the id in upper case
+ * (hand-sent, redriven by a tool) must name the order exactly as the API's
+ * own lower-case messages do, or one order gets two keys and two charges. */
+static void test_message_order_id_canonical(void **s)
+{
+    (void)s;
+    char id[UUID_STR_LEN], err[128];
+    const char *body = "{\"type\":\"order.created\",\"version\":1,\"order_id\":"
+                       "\"3F0E8A6C-1D2B-4C5D-8E9F-0A1B2C3D4E5F\"}";
+    assert_int_equal(order_message_parse(body, strlen(body), id, err, sizeof(err)), 0);
+    assert_string_equal(id, "3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f");
+}
+
 static void test_message_poison_cases(void **s)
 {
     (void)s;
@@ -504,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_hash_ignores_key_order_and_whitespace),
         cmocka_unit_test(test_correlation_id_rules),
         cmocka_unit_test(test_message_body_round_trip),
+        cmocka_unit_test(test_message_order_id_canonical),
         cmocka_unit_test(test_message_poison_cases),
         cmocka_unit_test(test_error_envelope_shape),
         cmocka_unit_test(test_alloc_failure_walks_the_validator_and_renderers),
