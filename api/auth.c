@@ -532,28 +532,37 @@ static void *refresher(void *arg)
 }
 
 /* A token named a key we do not hold. Ask for one fetch unless one was asked
- * for less than AUTH_JWKS_MIN_REFRESH_S ago, and wait for the fetch under way
- * (ours or the periodic one) at most AUTH_JWKS_TIMEOUT_MS. */
+ * for less than AUTH_JWKS_MIN_REFRESH_S ago, and wait at most
+ * AUTH_JWKS_TIMEOUT_MS for a fetch that begins after the token arrived: a
+ * fetch already under way may have been answered before the issuer rotated
+ * the key in, so it only counts when no fetch of our own may be asked for. */
 static void demand_refresh(struct auth *a)
 {
     int64_t now = util_mono_ms(), deadline = now + a->timeout_ms;
-    uint64_t gen;
+    uint64_t want;
 
     pthread_mutex_lock(&a->rf_mu);
-    /* A fetch asked for but not yet begun counts as under way: wait for it too,
-     * or a second request for a just-rotated key would be refused meanwhile. */
-    if (!a->rf_running && !a->rf_requested) {
-        if (!a->thread_started ||
-            (a->last_demand_ms != INT64_MIN && now - a->last_demand_ms < a->min_refresh_ms)) {
-            pthread_mutex_unlock(&a->rf_mu);
-            return;
-        }
+    if (!a->thread_started) {
+        pthread_mutex_unlock(&a->rf_mu);
+        return;
+    }
+    if (!a->rf_requested &&
+        (a->last_demand_ms == INT64_MIN || now - a->last_demand_ms >= a->min_refresh_ms)) {
         a->last_demand_ms = now;
         a->rf_requested = true;
         pthread_cond_signal(&a->rf_wake);
     }
-    gen = a->rf_completed;
-    while (a->rf_completed == gen && !atomic_load(&a->stopping)) {
+    if (a->rf_requested) {
+        /* asked for and not yet begun (ours or another request's): it starts
+         * after the fetch under way, if any, completes */
+        want = a->rf_completed + (a->rf_running ? 2 : 1);
+    } else if (a->rf_running) {
+        want = a->rf_completed + 1; /* no fetch of our own allowed: the best there is */
+    } else {
+        pthread_mutex_unlock(&a->rf_mu);
+        return;
+    }
+    while (a->rf_completed < want && !atomic_load(&a->stopping)) {
         struct timespec ts = mono_deadline(deadline);
         if (pthread_cond_timedwait(&a->rf_done, &a->rf_mu, &ts) == ETIMEDOUT)
             break;

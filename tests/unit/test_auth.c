@@ -635,6 +635,33 @@ static void test_unknown_kid_then_rotated_in(void **state)
     free(h2);
 }
 
+/* The issuer rotates a key in while a periodic fetch is under way whose
+ * answer predates the rotation: the first token signed with the new key must
+ * not settle for that stale answer, but get a fetch that starts after it. */
+static void test_rotated_in_during_a_periodic_fetch(void **state)
+{
+    struct jwks_fx f;
+    const char *reason;
+    char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
+    (void)state;
+    fx_start(&f);
+    f.c.jwks_refresh_s = 1;
+    f.c.jwks_min_refresh_s = 30;
+    f.c.jwks_timeout_ms = 5000;
+    struct auth *a = fx_auth(&f);
+    srv_set_delay(&f.s, 800);
+    size_t hits = srv_jwks_hits(&f.s);
+    for (int i = 0; i < 500 && srv_jwks_hits(&f.s) == hits; i++)
+        usleep(10000);
+    /* the periodic fetch has been answered with the old set (sent after the delay) */
+    assert_true(srv_jwks_hits(&f.s) > hits);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
+    assert_int_equal(check(a, h2, &reason), AUTH_OK);
+    assert_int_equal(stats(a).keys, 2);
+    fx_stop(&f, a);
+    free(h2);
+}
+
 struct flood {
     struct auth *a;
     int n, unknown;
@@ -1020,6 +1047,7 @@ int main(void)
         cmocka_unit_test(test_cache_hit_skips_signature),
         cmocka_unit_test(test_cache_off_and_bounded),
         cmocka_unit_test(test_unknown_kid_then_rotated_in),
+        cmocka_unit_test(test_rotated_in_during_a_periodic_fetch),
         cmocka_unit_test(test_min_refresh_bound_under_kid_flood),
         cmocka_unit_test(test_refresh_failure_keeps_keys),
         cmocka_unit_test(test_removed_key_invalidates_cached_tokens),
