@@ -88,6 +88,7 @@ struct auth {
     pthread_cond_t rf_wake; /* to the thread: stop, or fetch now */
     pthread_cond_t rf_done; /* from the thread: a fetch finished */
     bool rf_requested, rf_running, thread_started;
+    bool rf_failing; /* the last fetch failed: the issuer looks down */
     atomic_bool stopping;
     uint64_t rf_completed;
     int64_t last_demand_ms; /* INT64_MIN before the first on-demand fetch */
@@ -509,6 +510,7 @@ static void *refresher(void *arg)
         bool ok = refresh_once(a);
         pthread_mutex_lock(&a->rf_mu);
         a->rf_running = false;
+        a->rf_failing = !ok;
         a->rf_completed++;
         pthread_cond_broadcast(&a->rf_done);
         now = util_mono_ms();
@@ -556,9 +558,12 @@ static void demand_refresh(struct auth *a)
         /* asked for and not yet begun (ours or another request's): it starts
          * after the fetch under way, if any, completes */
         want = a->rf_completed + (a->rf_running ? 2 : 1);
-    } else if (a->rf_running) {
+    } else if (a->rf_running && !a->rf_failing) {
         want = a->rf_completed + 1; /* no fetch of our own allowed: the best there is */
     } else {
+        /* Nothing to wait for, or only a retry while the issuer is failing:
+         * waiting on it would let tokens naming random kids, which need no
+         * valid signature, hold request threads through the outage. */
         pthread_mutex_unlock(&a->rf_mu);
         return;
     }
