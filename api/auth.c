@@ -88,6 +88,7 @@ struct auth {
     pthread_cond_t rf_wake; /* to the thread: stop, or fetch now */
     pthread_cond_t rf_done; /* from the thread: a fetch finished */
     bool rf_requested, rf_running, thread_started;
+    bool rf_failing; /* the last fetch failed: the issuer looks down */
     atomic_bool stopping;
     uint64_t rf_completed;
     int64_t last_demand_ms; /* INT64_MIN before the first on-demand fetch */
@@ -509,6 +510,7 @@ static void *refresher(void *arg)
         bool ok = refresh_once(a);
         pthread_mutex_lock(&a->rf_mu);
         a->rf_running = false;
+        a->rf_failing = !ok;
         a->rf_completed++;
         pthread_cond_broadcast(&a->rf_done);
         now = util_mono_ms();
@@ -532,28 +534,40 @@ static void *refresher(void *arg)
 }
 
 /* A token named a key we do not hold. Ask for one fetch unless one was asked
- * for less than AUTH_JWKS_MIN_REFRESH_S ago, and wait for the fetch under way
- * (ours or the periodic one) at most AUTH_JWKS_TIMEOUT_MS. */
+ * for less than AUTH_JWKS_MIN_REFRESH_S ago, and wait at most
+ * AUTH_JWKS_TIMEOUT_MS for a fetch that begins after the token arrived: a
+ * fetch already under way may have been answered before the issuer rotated
+ * the key in, so it only counts when no fetch of our own may be asked for. */
 static void demand_refresh(struct auth *a)
 {
     int64_t now = util_mono_ms(), deadline = now + a->timeout_ms;
-    uint64_t gen;
+    uint64_t want;
 
     pthread_mutex_lock(&a->rf_mu);
-    /* A fetch asked for but not yet begun counts as under way: wait for it too,
-     * or a second request for a just-rotated key would be refused meanwhile. */
-    if (!a->rf_running && !a->rf_requested) {
-        if (!a->thread_started ||
-            (a->last_demand_ms != INT64_MIN && now - a->last_demand_ms < a->min_refresh_ms)) {
-            pthread_mutex_unlock(&a->rf_mu);
-            return;
-        }
+    if (!a->thread_started) {
+        pthread_mutex_unlock(&a->rf_mu);
+        return;
+    }
+    if (!a->rf_requested &&
+        (a->last_demand_ms == INT64_MIN || now - a->last_demand_ms >= a->min_refresh_ms)) {
         a->last_demand_ms = now;
         a->rf_requested = true;
         pthread_cond_signal(&a->rf_wake);
     }
-    gen = a->rf_completed;
-    while (a->rf_completed == gen && !atomic_load(&a->stopping)) {
+    if (a->rf_requested) {
+        /* asked for and not yet begun (ours or another request's): it starts
+         * after the fetch under way, if any, completes */
+        want = a->rf_completed + (a->rf_running ? 2 : 1);
+    } else if (a->rf_running && !a->rf_failing) {
+        want = a->rf_completed + 1; /* no fetch of our own allowed: the best there is */
+    } else {
+        /* Nothing to wait for, or only a retry while the issuer is failing:
+         * waiting on it would let tokens naming random kids, which need no
+         * valid signature, hold request threads through the outage. */
+        pthread_mutex_unlock(&a->rf_mu);
+        return;
+    }
+    while (a->rf_completed < want && !atomic_load(&a->stopping)) {
         struct timespec ts = mono_deadline(deadline);
         if (pthread_cond_timedwait(&a->rf_done, &a->rf_mu, &ts) == ETIMEDOUT)
             break;

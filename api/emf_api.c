@@ -16,13 +16,6 @@ static struct {
     double lat_values[EMF_DIST_BUCKETS], lat_counts[EMF_DIST_BUCKETS];
 } prev;
 
-static void put(struct emf_metric *m, size_t max, size_t *n, const char *name, const char *unit,
-                double v)
-{
-    if (*n < max)
-        m[(*n)++] = (struct emf_metric){.name = name, .unit = unit, .value = v};
-}
-
 size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg)
 {
     (void)arg;
@@ -32,10 +25,12 @@ size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg)
     metrics_api_totals(&t);
     publisher_stats(&ps);
 
-    put(m, max, &n, "HttpRequests", EMF_COUNT, emf_delta(t.all, &prev.req.all));
-    put(m, max, &n, "Http5xx", EMF_COUNT, emf_delta(t.server_errors, &prev.req.server_errors));
-    put(m, max, &n, "AuthFailures", EMF_COUNT, emf_delta(t.auth_failures, &prev.req.auth_failures));
-    put(m, max, &n, "RateLimited", EMF_COUNT, emf_delta(t.rate_limited, &prev.req.rate_limited));
+    emf_put(m, max, &n, "HttpRequests", EMF_COUNT, emf_delta(t.all, &prev.req.all));
+    emf_put(m, max, &n, "Http5xx", EMF_COUNT, emf_delta(t.server_errors, &prev.req.server_errors));
+    emf_put(m, max, &n, "AuthFailures", EMF_COUNT,
+            emf_delta(t.auth_failures, &prev.req.auth_failures));
+    emf_put(m, max, &n, "RateLimited", EMF_COUNT,
+            emf_delta(t.rate_limited, &prev.req.rate_limited));
     size_t lat = emf_dist_take(&api_metrics.http_latency_ms, prev.lat_values, prev.lat_counts);
     if (lat && n < max)
         m[n++] = (struct emf_metric){.name = "HttpLatency",
@@ -44,8 +39,8 @@ size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg)
                                      .counts = prev.lat_counts,
                                      .n = lat};
 
-    put(m, max, &n, "OrdersAccepted", EMF_COUNT,
-        emf_delta(atomic_load(&api_metrics.orders_created), &prev.accepted));
+    emf_put(m, max, &n, "OrdersAccepted", EMF_COUNT,
+            emf_delta(atomic_load(&api_metrics.orders_created), &prev.accepted));
     double by[REFUSED_COUNT], all = 0;
     for (int i = 0; i < REFUSED_COUNT; i++) {
         by[i] = emf_delta(t.orders_refused[i], &prev.req.orders_refused[i]);
@@ -53,26 +48,26 @@ size_t api_emf_collect(struct emf_metric *m, size_t max, void *arg)
     }
     double overloaded = emf_delta(atomic_load(&api_metrics.overloaded), &prev.overloaded);
     double unavailable = by[REFUSED_UNAVAILABLE] - overloaded;
-    put(m, max, &n, "OrdersRejected", EMF_COUNT, all);
-    put(m, max, &n, "OrdersRejectedInvalid", EMF_COUNT, by[REFUSED_INVALID]);
-    put(m, max, &n, "OrdersRejectedAuth", EMF_COUNT, by[REFUSED_AUTH]);
-    put(m, max, &n, "OrdersRejectedRateLimited", EMF_COUNT, by[REFUSED_RATE_LIMITED]);
-    put(m, max, &n, "OrdersRejectedUnavailable", EMF_COUNT, unavailable > 0 ? unavailable : 0);
-    put(m, max, &n, "OrdersRejectedError", EMF_COUNT, by[REFUSED_ERROR]);
-    put(m, max, &n, "Overloaded", EMF_COUNT, overloaded);
-    put(m, max, &n, "OrdersCanceled", EMF_COUNT,
-        emf_delta(atomic_load(&api_metrics.orders_canceled), &prev.canceled));
+    emf_put(m, max, &n, "OrdersRejected", EMF_COUNT, all);
+    emf_put(m, max, &n, "OrdersRejectedInvalid", EMF_COUNT, by[REFUSED_INVALID]);
+    emf_put(m, max, &n, "OrdersRejectedAuth", EMF_COUNT, by[REFUSED_AUTH]);
+    emf_put(m, max, &n, "OrdersRejectedRateLimited", EMF_COUNT, by[REFUSED_RATE_LIMITED]);
+    emf_put(m, max, &n, "OrdersRejectedUnavailable", EMF_COUNT, unavailable > 0 ? unavailable : 0);
+    emf_put(m, max, &n, "OrdersRejectedError", EMF_COUNT, by[REFUSED_ERROR]);
+    emf_put(m, max, &n, "Overloaded", EMF_COUNT, overloaded);
+    emf_put(m, max, &n, "OrdersCanceled", EMF_COUNT,
+            emf_delta(atomic_load(&api_metrics.orders_canceled), &prev.canceled));
 
-    put(m, max, &n, "OutboxBacklog", EMF_COUNT, (double)publisher_backlog());
-    put(m, max, &n, "OutboxOldestAge", EMF_SECONDS, publisher_oldest_age_s());
-    put(m, max, &n, "OrdersPublished", EMF_COUNT, emf_delta(ps.sent, &prev.published));
-    put(m, max, &n, "PublishErrors", EMF_COUNT, emf_delta(ps.errors, &prev.publish_errors));
+    emf_put(m, max, &n, "OutboxBacklog", EMF_COUNT, (double)publisher_backlog());
+    emf_put(m, max, &n, "OutboxOldestAge", EMF_SECONDS, publisher_oldest_age_s());
+    emf_put(m, max, &n, "OrdersPublished", EMF_COUNT, emf_delta(ps.sent, &prev.published));
+    emf_put(m, max, &n, "PublishErrors", EMF_COUNT, emf_delta(ps.errors, &prev.publish_errors));
 
     struct event_relay_stats es;
     event_relay_stats(&es);
-    put(m, max, &n, "EventsPublished", EMF_COUNT,
-        emf_delta(es.published, &prev.events_published));
-    put(m, max, &n, "EventPublishErrors", EMF_COUNT, emf_delta(es.errors, &prev.event_errors));
-    put(m, max, &n, "EventOutboxBacklog", EMF_COUNT, es.backlog > 0 ? (double)es.backlog : 0);
+    emf_put(m, max, &n, "EventsPublished", EMF_COUNT,
+            emf_delta(es.published, &prev.events_published));
+    emf_put(m, max, &n, "EventPublishErrors", EMF_COUNT, emf_delta(es.errors, &prev.event_errors));
+    emf_put(m, max, &n, "EventOutboxBacklog", EMF_COUNT, es.backlog > 0 ? (double)es.backlog : 0);
     return n;
 }

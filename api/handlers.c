@@ -145,30 +145,46 @@ enum MHD_Result handle_create_done(struct req_ctx *c)
 
 static const char *const list_params[] = {"status", "limit", "cursor", "customer_id", NULL};
 
-static enum MHD_Result unknown_param(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+struct param_scan {
+    const char *unknown; /* the first parameter GET /orders does not have */
+    const char *nul;     /* the first one whose value holds a NUL (%00) */
+};
+
+/* With the lengths libmicrohttpd decoded: a value with an embedded NUL would
+ * otherwise be read cut at it (a customer_id of 200 bytes passing as 10). */
+static enum MHD_Result scan_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
 {
+    struct param_scan *s = cls;
     (void)kind;
-    (void)value;
-    for (size_t i = 0; list_params[i]; i++)
-        if (strcmp(key, list_params[i]) == 0)
+    for (size_t i = 0; list_params[i]; i++) {
+        if (strcmp(key, list_params[i]) == 0) {
+            if (key_size != strlen(key) || (value && value_size != strlen(value))) {
+                s->nul = list_params[i];
+                return MHD_NO;
+            }
             return MHD_YES;
-    *(const char **)cls = key;
+        }
+    }
+    s->unknown = key;
     return MHD_NO; /* stop at the first unknown one */
 }
 
 static enum MHD_Result list_orders(struct req_ctx *c)
 {
-    const char *unknown = NULL;
-    MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, unknown_param, &unknown);
-    if (unknown) {
+    struct param_scan scan = {0};
+    MHD_get_connection_values_n(c->conn, MHD_GET_ARGUMENT_KIND, scan_param, &scan);
+    if (scan.unknown) {
         char field[64];
-        util_strlcpy(field, unknown, sizeof(field));
+        util_strlcpy(field, scan.unknown, sizeof(field));
         return http_send_error(c, 400, "invalid_parameter", "unknown query parameter", field,
                                "is not a parameter of GET /orders (status, limit, cursor, "
                                "customer_id)",
                                NULL);
     }
+    if (scan.nul)
+        return http_send_error(c, 400, "invalid_parameter", "query parameter holds a NUL", scan.nul,
+                               "must not contain %00", NULL);
     const char *customer = req_tenant(c);
     const char *filter = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "customer_id");
     if (filter) {

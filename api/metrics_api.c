@@ -56,7 +56,12 @@ void metrics_api_order_refused(int status)
 void metrics_api_totals(struct api_request_totals *t)
 {
     memset(t, 0, sizeof(*t));
-    for (int r = 0; r < R_COUNT; r++)
+    for (int r = 0; r < R_COUNT; r++) {
+        /* A probe's 503 is its verdict (not ready yet: starting, keys not
+         * loaded, database down), not a request that failed: counted, it
+         * would fire the 5xx alarm on every deployment. */
+        if (r == R_HEALTHZ || r == R_READYZ)
+            continue;
         for (size_t s = 0; s < N_STATUS; s++) {
             uint64_t v = atomic_load_explicit(&requests_total[r][s], memory_order_relaxed);
             int st = counted_status[s];
@@ -68,6 +73,7 @@ void metrics_api_totals(struct api_request_totals *t)
             if (st == 429)
                 t->rate_limited += v;
         }
+    }
     for (int i = 0; i < REFUSED_COUNT; i++)
         t->orders_refused[i] = atomic_load_explicit(&orders_refused[i], memory_order_relaxed);
 }

@@ -63,13 +63,21 @@ static long entry_index(const char *id, size_t n)
     return (*end == '\0' && idx >= 0 && (size_t)idx < n) ? idx : -1;
 }
 
+/* The error ends up in outbox.last_error, a text column that refuses invalid
+ * UTF-8: SQS's code and message are cut at character boundaries (a "%.160s"
+ * cut in bytes could split a character, and then the row could be neither
+ * parked nor backed off). */
 static void result_set(struct send_result *r, enum send_outcome o, const char *code,
                        const char *message)
 {
+    char c[81], m[161];
     r->outcome = o;
-    snprintf(r->error, sizeof(r->error), "%.80s%s%.160s", code ? code : "error",
-             message && *message ? ": " : "", message ? message : "");
+    aws_text_copy(c, sizeof(c), code ? code : "error");
+    aws_text_copy(m, sizeof(m), message ? message : "");
+    snprintf(r->error, sizeof(r->error), "%s%s%s", c, m[0] ? ": " : "", m);
 }
+_Static_assert(sizeof(((struct send_result *)0)->error) >= 80 + 2 + 160 + 1,
+               "code and message fit the error whole");
 
 static void results_fill(struct send_result *out, size_t n, const char *why)
 {

@@ -107,6 +107,13 @@ def cpu_cols(dicts):
     return sorted(keys, key=cpu_key)
 
 
+def cpu_s_per_1000(cpu, prefix, orders_per_s):
+    """CPU seconds per 1,000 orders of the processes named prefix*: their
+    summed % of one core over a phase, divided by the orders/s of that phase."""
+    pct = sum(v for k, v in cpu.items() if k.startswith(prefix))
+    return f"{pct / 100 / orders_per_s * 1000:.3f}" if pct and orders_per_s else "–"
+
+
 def top_other(cpu):
     return ", ".join(f"{c} {v:.0f}%" for c, v in cpu.get("_other_top", []) if v >= 1) or "–"
 
@@ -272,13 +279,15 @@ def main():
         w(f"### {s}\n")
         w(table(["connections", "requests/s", "accepted (201)/s", "p50 ms", "p99 ms", "p99.9 ms",
                  "max ms", "non-201", "socket errors", "published to SQS /s",
-                 "outbox backlog at end", "orders per group commit", "API VmHWM"],
+                 "outbox backlog at end", "orders per group commit", "API VmHWM",
+                 "API CPU s / 1,000 orders"],
                 [[x["connections"], fmt(x["rps"], 0), fmt(x["accepted_per_s"], 0),
                   f"{x['p50_ms']:.2f}", f"{x['p99_ms']:.2f}", f"{x['p999_ms']:.2f}",
                   f"{x['max_ms']:.1f}", fmt(x["non201"]), fmt(x["socket_errors"]),
                   fmt(x["sqs_publish_per_s"], 0), fmt(x["outbox_backlog_end"]),
                   fmt(x["orders_created"] / x["group_commits"], 1) if x["group_commits"] else "–",
-                  mib(x["api_vmhwm_kb"])] for x in load]))
+                  mib(x["api_vmhwm_kb"]),
+                  cpu_s_per_1000(x["cpu"], "order-api", x["accepted_per_s"])] for x in load]))
         w("")
         cols = cpu_cols([x["cpu"] for x in load])
         w("CPU during each level (% of one core; the machine has 200%):\n")
@@ -302,7 +311,8 @@ def main():
         w(f"### {s}\n")
         w(table(["workers", "orders", "POST /s", "outbox drained after", "elapsed", "throughput /s",
                  "steady /s", "ceiling /s", "max in flight (per worker)", "payments (distinct)",
-                 "min processed−created", "min PAYMENT_STARTED→PROCESSED", "checks"],
+                 "min processed−created", "min PAYMENT_STARTED→PROCESSED",
+                 "worker CPU s / 1,000 orders", "checks"],
                 [[e["workers"], fmt(e["orders"]), fmt(e["post_per_s"], 0),
                   f"{e['enqueue_wait_s']:.1f} s", f"{e['elapsed_s']} s" if e["elapsed_s"] else "–",
                   f"**{fmt(e['throughput_per_s'], 0)}**", fmt(e.get("steady_per_s"), 0),
@@ -311,6 +321,7 @@ def main():
                   f"{fmt(e['payments'])} ({fmt(e['payments_distinct'])})",
                   f"{e['min_processed_minus_created_s']} s",
                   f"{e['min_payment_started_to_processed_s']} s",
+                  cpu_s_per_1000(e["cpu_workers"], "order-worker", e["throughput_per_s"]),
                   "all passed" if all(e["checks"].values()) else
                   "FAILED: " + ", ".join(k for k, v in e["checks"].items() if not v)]
                  for e in e2e]))

@@ -75,6 +75,15 @@ size_t emf_dist_take(struct emf_dist *d, double *values, double *counts);
  * counts from 0), and *last = now: what each interval reports. */
 double emf_delta(uint64_t now, uint64_t *last);
 
+/* Adds the single value v as metric m[*n] of a collector's array of max
+ * (nothing once it is full). */
+static inline void emf_put(struct emf_metric *m, size_t max, size_t *n, const char *name,
+                           const char *unit, double v)
+{
+    if (*n < max)
+        m[(*n)++] = (struct emf_metric){.name = name, .unit = unit, .value = v};
+}
+
 /* ---- the emitting thread ---- */
 
 /* Fills up to max metrics for one interval; whatever the metrics point to

@@ -38,6 +38,12 @@ char *event_outbox_detail(const char *event_id, const char *detail_type, const s
     return s;
 }
 
+/* An entry's "code: message" always fits whole (no cut inside a character). */
+_Static_assert(sizeof(((struct events_result_entry *)0)->error_code) +
+                       sizeof(((struct events_result_entry *)0)->error_message) + 8 <=
+                   sizeof(((struct event_outbox_result *)0)->error),
+               "an entry's error fits the row's");
+
 void event_outbox_outcomes(const struct events_put_result *res, const struct aws_error *call_err,
                            size_t n, struct event_outbox_result *out)
 {
@@ -46,8 +52,12 @@ void event_outbox_outcomes(const struct events_put_result *res, const struct aws
         memset(o, 0, sizeof(*o));
         if (call_err || !res || i >= res->n) {
             o->outcome = EVENT_OUTBOX_RETRY;
+            /* The message (up to 511 bytes) may be longer than the row's
+             * error: cut at a character boundary, as last_error is text and
+             * PostgreSQL refuses invalid UTF-8 (and the round's bookkeeping
+             * with it, so the rows already sent would be sent again). */
             if (call_err)
-                util_strlcpy(o->error, call_err->message, sizeof(o->error));
+                aws_text_copy(o->error, sizeof(o->error), call_err->message);
             else
                 util_strlcpy(o->error, "PutEvents did not answer this entry", sizeof(o->error));
             continue;

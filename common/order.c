@@ -9,8 +9,10 @@
  */
 #include "order.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -333,11 +335,67 @@ int order_message_parse(const char *body, size_t len, char *order_id, char *err,
     else if (!json_is_string(id) || !util_is_uuid(json_string_value(id)))
         snprintf(err, errlen, "order_id is missing or not a UUID");
     else {
-        util_strlcpy(order_id, json_string_value(id), UUID_STR_LEN);
+        /* Canonical (lower-case) text, as PostgreSQL prints a uuid: the worker
+         * keys the provider's Idempotency-Key and the simulated draw on it, so
+         * two spellings of one order must not become two keys. */
+        const char *v = json_string_value(id);
+        for (size_t i = 0; i < UUID_STR_LEN - 1; i++)
+            order_id[i] = (char)tolower((unsigned char)v[i]);
+        order_id[UUID_STR_LEN - 1] = '\0';
         rc = 0;
     }
     json_decref(root);
     return rc;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * form, surrogate or code point past U+10FFFF), 0 when there is none. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+    size_t len;
+    uint32_t cp, min;
+
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xE0) == 0xC0) {
+        len = 2, cp = p[0] & 0x1Fu, min = 0x80;
+    } else if ((p[0] & 0xF0) == 0xE0) {
+        len = 3, cp = p[0] & 0x0Fu, min = 0x800;
+    } else if ((p[0] & 0xF8) == 0xF0) {
+        len = 4, cp = p[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) /* (a NUL ends the check here too) */
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    }
+    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
+}
+
+/* src as valid UTF-8 in dst: a byte that starts no well-formed sequence (the
+ * tail of a character cut by an earlier truncation, a request's raw bytes)
+ * becomes '?', so the error can always be rendered as JSON. */
+static void utf8_clean(char *dst, size_t cap, const char *src)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    size_t n = 0;
+
+    while (*p && n + 1 < cap) {
+        size_t len = utf8_seq_len(p);
+        if (len == 0) {
+            dst[n++] = '?';
+            p++;
+            continue;
+        }
+        if (n + len + 1 > cap)
+            break;
+        memcpy(dst + n, p, len);
+        n += len;
+        p += len;
+    }
+    dst[n] = '\0';
 }
 
 json_t *order_error_json(const char *code, const char *message, const struct field_error *details,
@@ -345,8 +403,14 @@ json_t *order_error_json(const char *code, const char *message, const struct fie
 {
     json_t *d = json_array();
     for (size_t i = 0; d && i < n_details; i++) {
-        if (json_array_append_new(d, json_pack("{s:s, s:s}", "field", details[i].field, "message",
-                                               details[i].message)) != 0) {
+        /* fields and messages may quote the request (an unknown key, a
+         * parser's excerpt), cut in bytes: jansson refuses invalid UTF-8, and
+         * the client would get a 500 for its own bad input */
+        struct field_error c;
+        utf8_clean(c.field, sizeof(c.field), details[i].field);
+        utf8_clean(c.message, sizeof(c.message), details[i].message);
+        if (json_array_append_new(
+                d, json_pack("{s:s, s:s}", "field", c.field, "message", c.message)) != 0) {
             json_decref(d);
             d = NULL;
         }

@@ -16,7 +16,12 @@
 #   --with-tests         also install the test and benchmark tools (clang,
 #                        clang-format, valgrind, shellcheck, wrk) and
 #                        scripts/requirements-test.txt
-#   --with-containers    also install podman buildah debootstrap
+#   --with-containers    also install podman buildah debootstrap runc and the
+#                        Docker CLI (client only, for scripts/compose-test.sh):
+#                        Debian's docker-cli package where it exists (13+);
+#                        on bookworm, whose docker.io holds the daemon too,
+#                        only its `docker` binary, unpacked into .local/tools/bin
+#                        (no daemon installed or started)
 #   --with-lint          also install shellcheck
 #   --packages "A B"     also install these Debian packages
 #   --no-apt             skip the Debian package step
@@ -53,17 +58,21 @@ TEST_PACKAGES=(
   clang "libclang-rt-14-dev|libclang-rt-dev" clang-format valgrind
   shellcheck wrk
 )
-CONTAINER_PACKAGES=(podman buildah debootstrap)
+# runc: the runtime the container scripts configure (scripts/container-env.sh)
+CONTAINER_PACKAGES=(podman buildah debootstrap runc)
+TOOLS_BIN="$ROOT/.local/tools/bin"
 LINT_PACKAGES=(shellcheck)
 
-do_apt=1 do_venv=1 check_only=0 with_tests=0
+do_apt=1 do_venv=1 check_only=0 with_tests=0 with_containers=0
 packages=("${RUNTIME_PACKAGES[@]}")
 while (($#)); do
   case "$1" in
     --with-tests)
       with_tests=1
       packages+=("${TEST_PACKAGES[@]}") ;;
-    --with-containers) packages+=("${CONTAINER_PACKAGES[@]}") ;;
+    --with-containers)
+      with_containers=1
+      packages+=("${CONTAINER_PACKAGES[@]}") ;;
     --with-lint) packages+=("${LINT_PACKAGES[@]}") ;;
     --packages)
       [[ $# -ge 2 ]] || die "--packages needs an argument"
@@ -164,6 +173,40 @@ apt_step() {
   # another port, using only the binaries in /usr/lib/postgresql/<version>/bin.
 }
 
+# ---------------------------------------------------------------- Docker CLI
+# The client only: scripts/compose-test.sh talks to podman's Docker API with
+# it. Debian 13+ packages it alone as docker-cli; bookworm only inside
+# docker.io, whose postinst would install and start dockerd and containerd,
+# so there the `docker` binary is taken out of the downloaded package.
+docker_cli_step() {
+  command -v docker >/dev/null 2>&1 && return 0
+  [[ -x "$TOOLS_BIN/docker" ]] && return 0
+  if ((check_only)); then
+    log "missing the Docker CLI (docker on PATH or $TOOLS_BIN/docker)"
+    missing_total=$((missing_total + 1))
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install the Docker CLI manually"
+  if ! has_candidate docker-cli && ! has_candidate docker.io; then
+    as_root apt-get update -qq || die "apt-get update failed"
+  fi
+  if has_candidate docker-cli; then
+    log "installing Debian package docker-cli"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-cli ||
+      die "apt-get install docker-cli failed"
+    return 0
+  fi
+  has_candidate docker.io || die "neither docker-cli nor docker.io is available from apt"
+  log "unpacking the docker client of Debian's docker.io into $TOOLS_BIN (no daemon)"
+  local tmp rc=0
+  tmp="$(mktemp -d)" || die "mktemp failed"
+  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root docker.io >/dev/null &&
+    dpkg-deb -x docker.io_*.deb unpacked && mkdir -p "$TOOLS_BIN" &&
+    install -m 0755 unpacked/usr/bin/docker "$TOOLS_BIN/docker") || rc=1
+  rm -rf "$tmp"
+  ((rc == 0)) || die "could not unpack the docker client from docker.io"
+}
+
 # ---------------------------------------------------------------- Python venv
 pick_python() {
   local py
@@ -243,6 +286,7 @@ venv_step() {
 }
 
 ((do_apt)) && apt_step
+((do_apt && with_containers)) && docker_cli_step
 ((do_venv)) && venv_step
 
 if ((check_only)) && ((missing_total > 0)); then

@@ -7,8 +7,8 @@
 #      `docker compose up --build --scale worker=3` needs (scripts/check_compose.py;
 #      uses .venv from scripts/bootstrap.sh and Go to fetch the pinned schema)
 #   5. actionlint on .github/workflows, with shellcheck on every `run:` script
-#   6. shellcheck on deploy/*.sh
-#   7. deploy/release-test.sh: the release script against a stub AWS CLI
+#   6. deploy/release-test.sh: the release script against a stub AWS CLI
+# (shellcheck on deploy/*.sh, with every other script: scripts/lint-shell.sh)
 # Deliberate exceptions are inline `#checkov:skip=CKV_...:reason` comments.
 #
 # Tools live in a separate venv, .venv-tools/ (git-ignored), created on first
@@ -76,11 +76,6 @@ run_actionlint() {
     .github/workflows/*.yml
 }
 
-run_shellcheck() {
-  ensure_shellcheck || { log "could not install shellcheck"; return 1; }
-  shellcheck deploy/*.sh
-}
-
 if ! ensure_venv; then
   log "could not set up $VENV"
   echo "check-deploy: 0 passed, 1 failed"
@@ -116,7 +111,6 @@ run_check "checkov dockerfile" "$VENV/bin/checkov" --quiet --compact --skip-down
 
 run_check "compose" "$ROOT/.venv/bin/python" scripts/check_compose.py compose.yaml
 run_check "actionlint" run_actionlint
-run_check "shellcheck deploy" run_shellcheck
 run_check "release script" deploy/release-test.sh
 
 echo "check-deploy: $passed passed, $failed failed"

@@ -32,6 +32,7 @@
 #   env          print the sourceable environment file (.local/env)
 #   logs         show the last lines of both logs
 #   reset        stop both and delete their state (cluster, logs, env)
+# status also shows scripts/up.sh's programs while it runs (.local/up.state).
 # Files: .local/env, .local/services.state, .local/pg/, .local/pg.log,
 #        .local/localstack.log, .local/localstack.pid, .local/localstack/
 # Prerequisite: scripts/bootstrap.sh (Debian packages and .venv).
@@ -631,7 +632,29 @@ status() {
     fi
     rc=3
   fi
+  up_status
   return "$rc"
+}
+
+# What scripts/up.sh recorded (up.state: its pid and start time, ports): shown
+# when it runs; it does not change the exit status, which is the services'.
+up_status() {
+  local f="$LOCAL/up.state" k v up="" port="" mports="" logs=""
+  [[ -f "$f" ]] || return 0
+  while IFS='=' read -r k v; do
+    case "$k" in
+      UP) up="$v" ;;
+      PORT) port="$v" ;;
+      METRICS_PORTS) mports="$v" ;;
+      LOGS) logs="$v" ;;
+    esac
+  done <"$f"
+  local pid="${up%%:*}"
+  if pid_alive "$pid" && [[ "$(pid_start_time "$pid")" == "${up#*:}" ]]; then
+    echo "up.sh: running (pid $pid): order-api on $BIND_HOST:$port, metrics on ${mports// /, }, logs in $logs"
+  else
+    echo "up.sh: not running (its state file $f is stale; the next scripts/up.sh cleans it up)"
+  fi
 }
 
 show_logs() {

@@ -35,7 +35,7 @@ usage: scripts/token.sh [options]            print a signed access token on stdo
   --raw-payload JSON  the payload exactly as given (e.g. with a duplicate "sub")
   --add-key FILE      add the public key of FILE (RSA >= 2048 or EC P-256 PEM, private or
                       public) to .local/auth/jwks.json under --kid, for trying rotation
-  --dir DIR           where the key and JWKS live (default .local/auth)
+  --dir DIR           where the key and JWKS live (default $ORDER_LOCAL_DIR/auth, .local/auth)
   -h, --help          this text
 
 examples:
@@ -251,7 +251,7 @@ es256_raw() {
   done
 }
 
-dir="$ROOT/.local/auth"
+dir="${ORDER_LOCAL_DIR:-$ROOT/.local}/auth"
 customer=c-123 scope="orders/read orders/write" admin=0 ttl=3600
 iss=https://order-service.local aud=order-api kid=local-1 key="" alg="" secret_file=""
 claims="" raw_header="" raw_payload="" do_init=0 add_file="" kid_set=0

@@ -14,35 +14,28 @@ static struct {
     double pay_values[EMF_DIST_BUCKETS], pay_counts[EMF_DIST_BUCKETS];
 } prev;
 
-static void put(struct emf_metric *m, size_t max, size_t *n, const char *name, const char *unit,
-                double v)
-{
-    if (*n < max)
-        m[(*n)++] = (struct emf_metric){.name = name, .unit = unit, .value = v};
-}
-
 size_t worker_emf_collect(struct emf_metric *m, size_t max, void *arg)
 {
     (void)arg;
     size_t n = 0;
-    put(m, max, &n, "MessagesReceived", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.received), &prev.received));
-    put(m, max, &n, "OrdersProcessed", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.processed), &prev.processed));
-    put(m, max, &n, "MessagesSkipped", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.skipped), &prev.skipped));
-    put(m, max, &n, "ReceiveErrors", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.receive_errors), &prev.receive_errors));
-    put(m, max, &n, "DlqBound", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.dlq_bound), &prev.dlq_bound));
-    put(m, max, &n, "OrdersFailed", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.payments_declined), &prev.declined));
-    put(m, max, &n, "PaymentErrors", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.payment_errors), &prev.payment_errors));
-    put(m, max, &n, "VisibilityExpired", EMF_COUNT,
-        emf_delta(atomic_load(&wmetrics.visibility_expired), &prev.visibility_expired));
+    emf_put(m, max, &n, "MessagesReceived", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.received), &prev.received));
+    emf_put(m, max, &n, "OrdersProcessed", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.processed), &prev.processed));
+    emf_put(m, max, &n, "MessagesSkipped", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.skipped), &prev.skipped));
+    emf_put(m, max, &n, "ReceiveErrors", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.receive_errors), &prev.receive_errors));
+    emf_put(m, max, &n, "DlqBound", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.dlq_bound), &prev.dlq_bound));
+    emf_put(m, max, &n, "OrdersFailed", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.payments_declined), &prev.declined));
+    emf_put(m, max, &n, "PaymentErrors", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.payment_errors), &prev.payment_errors));
+    emf_put(m, max, &n, "VisibilityExpired", EMF_COUNT,
+            emf_delta(atomic_load(&wmetrics.visibility_expired), &prev.visibility_expired));
     int64_t in_flight = atomic_load(&wmetrics.in_flight);
-    put(m, max, &n, "InFlight", EMF_COUNT, in_flight > 0 ? (double)in_flight : 0);
+    emf_put(m, max, &n, "InFlight", EMF_COUNT, in_flight > 0 ? (double)in_flight : 0);
     size_t k = emf_dist_take(&wmetrics.payment_latency_ms, prev.pay_values, prev.pay_counts);
     if (k && n < max)
         m[n++] = (struct emf_metric){.name = "PaymentLatency",

@@ -26,7 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(items);
     } else if (errs.n == 0 || errs.status < 400) {
         abort();
+    } else {
+        /* every refusal renders: the details quote the body, cut in bytes */
+        json_t *e = order_error_json(errs.code, errs.message, errs.details, errs.n);
+        if (!e)
+            abort();
+        json_decref(e);
     }
-    order_message_parse((const char *)data, size, id, err, sizeof(err));
+    if (order_message_parse((const char *)data, size, id, err, sizeof(err)) == 0) {
+        /* the worker's Idempotency-Key: the canonical (lower-case) order id */
+        for (size_t i = 0; i < UUID_STR_LEN - 1; i++)
+            if (id[i] >= 'A' && id[i] <= 'Z')
+                abort();
+    }
     return 0;
 }

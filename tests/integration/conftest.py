@@ -245,6 +245,18 @@ def _queue_pair(sqs, max_receive):
             pass
 
 
+def dlq_ids(sqs, dlq, want, timeout=60):
+    """The message ids that reached dlq, polled until want (a set) have all
+    arrived or timeout seconds have passed."""
+    got = set()
+    deadline = time.time() + timeout
+    while not want <= got and time.time() < deadline:
+        for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
+                                     WaitTimeSeconds=1).get("Messages", []):
+            got.add(m["MessageId"])
+    return got
+
+
 @pytest.fixture
 def queue(sqs):
     """A fresh queue (its dead-letter queue after 3 receives)."""

@@ -16,7 +16,7 @@ import uuid
 import requests
 
 import tokens
-from conftest import ROOT, Api, Worker, free_port
+from conftest import ROOT, Api, Worker, dlq_ids, free_port
 
 EMF = {"METRICS_EMF": "1", "METRICS_EMF_INTERVAL_S": "1"}
 NAMESPACE = "OrderService"
@@ -195,6 +195,22 @@ def test_emf_lines_follow_the_spec_and_cover_the_dashboard(queue, procs):
     assert not missing, f"named in deploy/ but not emitted: {sorted(missing)}"
 
 
+def test_probe_503s_are_not_counted_as_server_errors(queue, tmp_path, procs):
+    # a key set with no usable key: /readyz answers 503 for as long as the API runs
+    keys = tmp_path / "jwks.json"
+    keys.write_text('{"keys": []}')
+    api = Api(queue, dict(EMF, AUTH_JWKS_FILE=str(keys)), ready="/healthz")
+    procs.append(api)
+    for _ in range(3):
+        assert requests.get(api.url + "/readyz", timeout=5).status_code == 503
+    assert requests.get(api.url + "/orders", headers=tokens.admin_headers(),
+                        timeout=5).status_code == 503  # a real request refused: counted
+    assert api.stop() == 0
+    docs = emf_lines(api)
+    assert total(docs, "Http5xx") == 1
+    assert total(docs, "HttpRequests") == 1
+
+
 def test_outbox_backlog_limit_answers_503_overloaded(procs):
     # SQS unreachable: a closed port, so every accepted order stays in the outbox
     dead = f"http://127.0.0.1:{free_port()}"
@@ -259,13 +275,7 @@ def test_worker_counts_dlq_bound_messages_once_and_receive_errors(queues, sqs, p
     ids = [sqs.send_message(QueueUrl=queue, MessageBody=b)["MessageId"] for b in bodies]
     w = Worker(queue, dict(EMF, WORKER_POISON_DELAY_S="0", WORKER_MAX_RECEIVE_COUNT="2"))
     procs.append(w)
-    got = set()
-    deadline = time.time() + 60
-    while len(got) < len(ids) and time.time() < deadline:
-        for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
-                                     WaitTimeSeconds=1).get("Messages", []):
-            got.add(m["MessageId"])
-    assert got == set(ids)
+    assert dlq_ids(sqs, dlq, set(ids)) == set(ids)
     assert w.stop() == 0
     docs = emf_lines(w)
     for d in docs:

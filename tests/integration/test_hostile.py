@@ -101,6 +101,10 @@ CASES = [
     ("bad cursor", "GET", "/orders?cursor=abc", {}, None, 400, "invalid_parameter", "cursor"),
     ("sql in status", "GET", "/orders?status=PENDING'%3B%20DROP%20TABLE%20orders--", {}, None, 400,
      "invalid_parameter", "status"),
+    ("unknown param, not utf-8", "GET", "/orders?%C3%28=1", {}, None, 400, "invalid_parameter",
+     None),
+    ("unknown param, long multibyte", "GET", "/orders?x" + "%E2%82%AC" * 30 + "=1", {}, None, 400,
+     "invalid_parameter", None),
 ]
 
 

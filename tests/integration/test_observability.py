@@ -242,6 +242,19 @@ def test_listing_last_page_has_no_cursor_and_unknown_parameters_are_refused(queu
     assert api.get("/orders/").status_code == 200  # the documented trailing slash
 
 
+def test_listing_refuses_a_query_value_holding_a_nul(queue, procs):
+    """A %00 cut the value where C reads it: a 200-byte customer_id passed as
+    the 3 bytes before the NUL (found by schemathesis)."""
+    api = Api(queue)
+    procs.append(api)
+    for query in ("customer_id=c-1%00" + "x" * 200, "status=PENDING%00x", "limit=5%00"):
+        r = api.get("/orders?" + query)
+        assert r.status_code == 400, (query, r.text)
+        e = r.json()["error"]
+        assert e["code"] == "invalid_parameter", r.text
+        assert e["details"][0]["field"] == query.split("=")[0]
+
+
 def run(args, env):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=20)
 

@@ -2,6 +2,7 @@
 
 The http provider is tests/integration/payment_stub.py, which counts calls and
 charges per Idempotency-Key: "one charge" below is the stub's own count."""
+import json
 import resource
 import time
 import uuid
@@ -193,6 +194,30 @@ def test_canceled_order_never_reaches_the_provider(queue, procs, stub):
     wait_for(lambda: api.get(f"/orders/{canceled}").json()["status"] == "CANCELED", 5, "canceled")
     assert stub.calls[sentinel] == 1
     assert canceled not in stub.calls
+
+
+def test_an_upper_case_order_id_is_charged_under_the_order_id(queue, sqs, procs, stub):
+    # A message spelling the id in upper case (sent by hand, redriven by a tool)
+    # names the same order: its Idempotency-Key must be the order id, or a
+    # redelivery of the original message would be a second charge.
+    api = Api(queue)
+    procs.append(api)
+    oid = api.post().json()["id"]
+    got = []
+    deadline = time.time() + 10
+    while not got and time.time() < deadline:  # take the API's own message off the queue
+        got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+    assert got, "the API published no message"
+    body = json.loads(got[0]["Body"])
+    assert body["order_id"] == oid
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[0]["ReceiptHandle"])
+    body["order_id"] = oid.upper()
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+
+    procs.append(http_worker(queue, stub))
+    api.wait_status(oid, "PROCESSED", timeout=20)
+    assert dict(stub.calls) == {oid: 1}
+    assert stub.requests[0][1]["order_id"] == oid
 
 
 def test_simulated_decline_rate_one_fails_every_order(queue, db, procs):

@@ -10,7 +10,7 @@ import psycopg
 import requests
 
 import tokens
-from conftest import VALID_ORDER, Api, Worker, make_queue, services
+from conftest import VALID_ORDER, Api, Worker, dlq_ids, make_queue, services
 
 
 def paid_once(db, ids):
@@ -191,13 +191,7 @@ def test_poison_messages_reach_the_dead_letter_queue(queues, sqs, procs):
     ids = [sqs.send_message(QueueUrl=queue, MessageBody=b)["MessageId"] for b in bodies]
     w = Worker(queue, {"WORKER_POISON_DELAY_S": "0"})
     procs.append(w)
-    got = set()
-    deadline = time.time() + 60
-    while len(got) < len(ids) and time.time() < deadline:
-        for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
-                                     WaitTimeSeconds=1).get("Messages", []):
-            got.add(m["MessageId"])
-    assert got == set(ids)
+    assert dlq_ids(sqs, dlq, set(ids)) == set(ids)
     assert w.alive()
     logged = {l.get("message_id") for l in w.lines() if "poison" in l.get("msg", "")}
     assert set(ids) <= logged

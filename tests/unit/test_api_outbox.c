@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "outbox_send.h"
@@ -62,6 +64,38 @@ static void test_fault2_foreign_and_duplicate_ids_cannot_mark_rows(void **s)
     assert_string_equal(out[1].message_id, "m-1");
 }
 
+/* The error goes to outbox.last_error, a text column: PostgreSQL refuses a
+ * value that is not valid UTF-8, and a row whose outcome cannot be written is
+ * neither parked nor backed off. SQS's code and message may be longer than
+ * their share of the error and carry multi-byte characters: they are cut at
+ * character boundaries. */
+static void test_long_failure_texts_are_cut_at_character_boundaries(void **s)
+{
+    (void)s;
+    char text[400], json[1200];
+    for (size_t pad = 0; pad < 3; pad++) { /* every cut position inside a 3-byte character */
+        size_t n = 0;
+        for (; n < pad; n++)
+            text[n] = 'x';
+        while (n + 3 < sizeof(text)) {
+            memcpy(text + n, "\xe2\x82\xac", 3); /* U+20AC */
+            n += 3;
+        }
+        text[n] = '\0';
+        snprintf(json, sizeof(json),
+                 "{\"Successful\":[],\"Failed\":[{\"Id\":\"0\",\"Code\":\"%s\","
+                 "\"Message\":\"%s\",\"SenderFault\":true}]}",
+                 text + pad + 90, text); /* both start at a character */
+        struct send_result out[1];
+        apply_json(json, 1, out);
+        assert_int_equal(out[0].outcome, SEND_REJECTED);
+        json_t *valid = json_string(out[0].error); /* NULL when not valid UTF-8 */
+        assert_non_null(valid);
+        json_decref(valid);
+        assert_true(strlen(out[0].error) > 200);
+    }
+}
+
 static void test_batch_encode_limits(void **s)
 {
     (void)s;
@@ -84,6 +118,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fault2_partial_send_failure_keeps_failed_rows_unsent),
         cmocka_unit_test(test_fault2_foreign_and_duplicate_ids_cannot_mark_rows),
+        cmocka_unit_test(test_long_failure_texts_are_cut_at_character_boundaries),
         cmocka_unit_test(test_batch_encode_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

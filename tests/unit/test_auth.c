@@ -635,6 +635,33 @@ static void test_unknown_kid_then_rotated_in(void **state)
     free(h2);
 }
 
+/* The issuer rotates a key in while a periodic fetch is under way whose
+ * answer predates the rotation: the first token signed with the new key must
+ * not settle for that stale answer, but get a fetch that starts after it. */
+static void test_rotated_in_during_a_periodic_fetch(void **state)
+{
+    struct jwks_fx f;
+    const char *reason;
+    char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
+    (void)state;
+    fx_start(&f);
+    f.c.jwks_refresh_s = 1;
+    f.c.jwks_min_refresh_s = 30;
+    f.c.jwks_timeout_ms = 5000;
+    struct auth *a = fx_auth(&f);
+    srv_set_delay(&f.s, 800);
+    size_t hits = srv_jwks_hits(&f.s);
+    for (int i = 0; i < 500 && srv_jwks_hits(&f.s) == hits; i++)
+        usleep(10000);
+    /* the periodic fetch has been answered with the old set (sent after the delay) */
+    assert_true(srv_jwks_hits(&f.s) > hits);
+    srv_set_jwks(&f.s, jwks_of(K.jwk_r1, K.jwk_k2), 0);
+    assert_int_equal(check(a, h2, &reason), AUTH_OK);
+    assert_int_equal(stats(a).keys, 2);
+    fx_stop(&f, a);
+    free(h2);
+}
+
 struct flood {
     struct auth *a;
     int n, unknown;
@@ -715,6 +742,35 @@ static void test_refresh_failure_keeps_keys(void **state)
     assert_true(stats(a).jwks_fetch_failures >= 3);
     assert_int_equal(stats(a).keys, 1);
     fx_stop(&f, a);
+}
+
+/* While the issuer fails, a token naming an unknown kid is refused at once
+ * rather than waiting for the retry under way: such tokens need no valid
+ * signature, and each wait would hold a request thread through the outage. */
+static void test_unknown_kid_does_not_wait_on_a_failing_issuer(void **state)
+{
+    struct jwks_fx f;
+    const char *reason;
+    char *h2 = bearer(K.k2, "k2", "c-2", time(NULL) + 600);
+    (void)state;
+    fx_start(&f);
+    f.c.jwks_min_refresh_s = 3600; /* one on-demand fetch, then only the retries */
+    f.c.jwks_timeout_ms = 3000;
+    struct auth *a = fx_auth(&f);
+    srv_set_jwks(&f.s, strdup("{\"error\":\"down\"}"), 500);
+    assert_int_equal(check(a, h2, &reason), AUTH_INVALID); /* the on-demand fetch fails */
+    size_t hits = srv_jwks_hits(&f.s);
+    srv_set_delay(&f.s, 2500); /* the retry (due in about 1 s) hangs */
+    for (int i = 0; i < 400 && srv_jwks_hits(&f.s) == hits; i++)
+        usleep(10000);
+    assert_true(srv_jwks_hits(&f.s) > hits); /* the retry is under way */
+    int64_t t0 = util_mono_ms();
+    assert_int_equal(check(a, h2, &reason), AUTH_INVALID);
+    assert_string_equal(reason, "unknown key");
+    assert_true(util_mono_ms() - t0 < 1000); /* not the retry's 2.5 s */
+    assert_true(auth_ready(a));              /* the last good keys stay */
+    fx_stop(&f, a);
+    free(h2);
 }
 
 static void test_removed_key_invalidates_cached_tokens(void **state)
@@ -1020,8 +1076,10 @@ int main(void)
         cmocka_unit_test(test_cache_hit_skips_signature),
         cmocka_unit_test(test_cache_off_and_bounded),
         cmocka_unit_test(test_unknown_kid_then_rotated_in),
+        cmocka_unit_test(test_rotated_in_during_a_periodic_fetch),
         cmocka_unit_test(test_min_refresh_bound_under_kid_flood),
         cmocka_unit_test(test_refresh_failure_keeps_keys),
+        cmocka_unit_test(test_unknown_kid_does_not_wait_on_a_failing_issuer),
         cmocka_unit_test(test_removed_key_invalidates_cached_tokens),
         cmocka_unit_test(test_background_refresh),
         cmocka_unit_test(test_requesting_thread_waits_at_most_timeout),

@@ -221,6 +221,36 @@ static void test_a_failed_call_retries_every_entry(void **state)
     assert_int_equal(out[2].outcome, EVENT_OUTBOX_RETRY);
 }
 
+/* last_error is a text column: PostgreSQL refuses a value that is not valid
+ * UTF-8, and with it the whole round's bookkeeping (the rows already sent are
+ * sent again). A failed call's message may be longer than the row's error and
+ * carry multi-byte characters (an endpoint's JSON error message): it is cut
+ * at a character boundary, never inside one. */
+static void test_a_long_error_message_is_cut_at_a_character_boundary(void **state)
+{
+    (void)state;
+    char msg[500];
+    for (size_t pad = 0; pad < 3; pad++) { /* every cut position inside a 3-byte character */
+        size_t n = 0;
+        for (; n < pad; n++)
+            msg[n] = 'x';
+        while (n + 3 < sizeof(msg)) {
+            memcpy(msg + n, "\xe2\x82\xac", 3); /* U+20AC */
+            n += 3;
+        }
+        msg[n] = '\0';
+        struct aws_error err;
+        struct event_outbox_result out[1];
+        aws_error_set(&err, AWS_ERR_THROTTLED, 400, "%s", msg);
+        event_outbox_outcomes(NULL, &err, 1, out);
+        assert_int_equal(out[0].outcome, EVENT_OUTBOX_RETRY);
+        assert_true(strlen(out[0].error) > sizeof(out[0].error) - 4);
+        json_t *valid = json_string(out[0].error); /* NULL when not valid UTF-8 */
+        assert_non_null(valid);
+        json_decref(valid);
+    }
+}
+
 static void test_an_entry_eventbridge_cannot_take_is_parked_before_the_call(void **state)
 {
     (void)state;
@@ -247,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_never_yields_a_partial_detail),
         cmocka_unit_test(test_each_entry_of_a_partial_failure_gets_its_own_outcome),
         cmocka_unit_test(test_a_failed_call_retries_every_entry),
+        cmocka_unit_test(test_a_long_error_message_is_cut_at_a_character_boundary),
         cmocka_unit_test(test_an_entry_eventbridge_cannot_take_is_parked_before_the_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -325,6 +325,20 @@ static void test_message_body_round_trip(void **s)
     free(b);
 }
 
+/* The worker uses the message's order id as the payment Idempotency-Key and
+ * as the simulated provider's seed: a message spelling the id in upper case
+ * (hand-sent, redriven by a tool) must name the order exactly as the API's
+ * own lower-case messages do, or one order gets two keys and two charges. */
+static void test_message_order_id_canonical(void **s)
+{
+    (void)s;
+    char id[UUID_STR_LEN], err[128];
+    const char *body = "{\"type\":\"order.created\",\"version\":1,\"order_id\":"
+                       "\"3F0E8A6C-1D2B-4C5D-8E9F-0A1B2C3D4E5F\"}";
+    assert_int_equal(order_message_parse(body, strlen(body), id, err, sizeof(err)), 0);
+    assert_string_equal(id, "3f0e8a6c-1d2b-4c5d-8e9f-0a1b2c3d4e5f");
+}
+
 static void test_message_poison_cases(void **s)
 {
     (void)s;
@@ -344,6 +358,38 @@ static void test_message_poison_cases(void **s)
         assert_int_equal(order_message_parse(bad[i], strlen(bad[i]), id, err, sizeof(err)), -1);
         assert_true(strlen(err) > 0);
     }
+}
+
+/* An error detail quotes the request (an unknown key, a query parameter's
+ * name) cut to the field's size in bytes, or its raw bytes: the envelope must
+ * still render, as valid UTF-8, instead of failing (a 500 for a client's own
+ * mistake). */
+static void test_error_envelope_survives_cut_and_invalid_utf8(void **s)
+{
+    (void)s;
+    struct field_error d[2];
+    char key[200] = "x";
+    for (int i = 0; i < 30; i++)
+        strcat(key, "\xe2\x82\xac"); /* U+20AC, cut inside one by the 64-byte field */
+    util_strlcpy(d[0].field, key, sizeof(d[0].field));
+    util_strlcpy(d[0].message, "is not a field of the order", sizeof(d[0].message));
+    util_strlcpy(d[1].field,
+                 "a\xc3"
+                 "(b\xed\xa0\x80"
+                 "c",
+                 sizeof(d[1].field)); /* bad, surrogate */
+    util_strlcpy(d[1].message, "near '\xff'", sizeof(d[1].message));
+    json_t *e = order_error_json("invalid_parameter", "unknown query parameter", d, 2);
+    assert_non_null(e);
+    json_t *det = json_object_get(json_object_get(e, "error"), "details");
+    assert_int_equal(json_array_size(det), 2);
+    const char *f0 = json_string_value(json_object_get(json_array_get(det, 0), "field"));
+    assert_int_equal(strncmp(f0, key, 61), 0); /* every whole character kept */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(det, 1), "field")),
+                        "a?(b???c");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(det, 1), "message")),
+                        "near '?'");
+    json_decref(e);
 }
 
 static void test_error_envelope_shape(void **s)
@@ -504,7 +550,9 @@ int main(void)
         cmocka_unit_test(test_hash_ignores_key_order_and_whitespace),
         cmocka_unit_test(test_correlation_id_rules),
         cmocka_unit_test(test_message_body_round_trip),
+        cmocka_unit_test(test_message_order_id_canonical),
         cmocka_unit_test(test_message_poison_cases),
+        cmocka_unit_test(test_error_envelope_survives_cut_and_invalid_utf8),
         cmocka_unit_test(test_error_envelope_shape),
         cmocka_unit_test(test_alloc_failure_walks_the_validator_and_renderers),
     };
