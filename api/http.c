@@ -416,11 +416,13 @@ static int metrics_start(const struct sockaddr_in *public_addr, char *err, size_
         return 0;
     struct sockaddr_in addr = *public_addr;
     addr.sin_port = htons((uint16_t)api_cfg.metrics_port);
-    metrics_h = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                 on_metrics_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
-                                 NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 10u, MHD_OPTION_END);
+    /* epoll, as the public daemon: under load a scrape arrives on a
+     * descriptor past FD_SETSIZE, which select() cannot watch */
+    metrics_h = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_metrics_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 64u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!metrics_h) {
         snprintf(err, errlen, "METRICS_PORT: cannot listen on %s:%lld (in use, or not permitted)",
                  api_cfg.bind_address, (long long)api_cfg.metrics_port);

@@ -2,6 +2,7 @@
 documented status and a JSON error naming the field; the server stays up.
 Also slow clients and floods of idle connections."""
 import json
+import resource
 import socket
 import time
 
@@ -211,6 +212,29 @@ def test_idle_connection_flood_does_not_exhaust_server(api):
         for s in socks:
             s.close()
     assert api.alive()
+
+
+def test_metrics_answer_while_over_1024_connections_are_open(queue, procs):
+    # Clients past FD_SETSIZE: /metrics (a scraper, the health check of some
+    # setups) arrives on a descriptor a select()-based listener cannot watch,
+    # and would be closed unanswered exactly when the API is busiest.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard}: cannot hold 1,100 connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))  # inherited by the API
+    socks = []
+    try:
+        api = Api(queue, {"API_MAX_CONNECTIONS": "2000"})
+        procs.append(api)
+        for _ in range(1100):
+            socks.append(socket.create_connection(("127.0.0.1", api.port), timeout=5))
+        assert requests.get(api.url + "/healthz", timeout=5).status_code == 200
+        r = requests.get(api.metrics_url, timeout=5)
+        assert r.status_code == 200 and "# TYPE order_api_requests_total counter" in r.text
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _status_and_json(out):
