@@ -67,9 +67,13 @@ static const char mark_sent_sql[] =
     "  FROM m WHERE o.id = m.id AND o.sent_at IS NULL"
     "  RETURNING o.order_id, o.correlation_id, o.message_id, o.attempts)"
     " INSERT INTO order_events (order_id, at, step, actor, correlation_id, detail)"
-    " SELECT order_id, to_timestamp($4::bigint / 1000.0), 'ENQUEUED', $3, correlation_id,"
-    "        jsonb_build_object('message_id', message_id, 'attempts', attempts)"
-    " FROM upd";
+    " SELECT u.order_id,"
+    "        greatest(to_timestamp($4::bigint / 1000.0),"
+    "                 (SELECT r.at FROM order_events r"
+    "                   WHERE r.order_id = u.order_id AND r.step = 'RECEIVED' LIMIT 1)),"
+    "        'ENQUEUED', $3, u.correlation_id,"
+    "        jsonb_build_object('message_id', u.message_id, 'attempts', u.attempts)"
+    " FROM upd u";
 
 static const char retry_later_sql[] =
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
@@ -148,7 +152,10 @@ static void exec_arrays(struct publisher *p, const char *sql, const char *const 
 
 /* Records the outcome of one round. ENQUEUED carries the time the send
  * started: a consumer can receive the message before SendMessageBatch has
- * even answered, and the timeline must still read ENQUEUED before DELIVERED. */
+ * even answered, and the timeline must still read ENQUEUED before DELIVERED.
+ * It is never before the RECEIVED step: the send time is in whole
+ * milliseconds (and from another host's clock in production), so within
+ * RECEIVED's millisecond it used to sort first. */
 static void record(struct publisher *p, const struct outbox_msg *m, const struct send_result *res,
                    size_t n, int64_t sent_ms)
 {

@@ -66,6 +66,27 @@ def test_order_goes_pending_then_processed_with_one_correlation_id(queue, sqs, d
     assert api.stop() == 0
 
 
+def test_timeline_reads_received_before_enqueued(queue, db, procs):
+    """ENQUEUED carried the send's start in whole milliseconds, RECEIVED the
+    insert's time in microseconds: within one millisecond ENQUEUED sorted
+    first (seen in CI through the README's timeline example)."""
+    api = Api(queue)
+    procs.append(api)
+    ids = [api.post().json()["id"] for _ in range(200)]
+    deadline = time.time() + 30
+    rows = []
+    while time.time() < deadline:
+        rows = db.execute(
+            "SELECT order_id::text, array_agg(step ORDER BY at, id) FROM order_events"
+            " WHERE order_id = ANY(%s::uuid[]) GROUP BY order_id", (ids,)).fetchall()
+        if len(rows) == len(ids) and all("ENQUEUED" in steps for _, steps in rows):
+            break
+        time.sleep(0.2)
+    assert len(rows) == len(ids)
+    wrong = [(oid, steps) for oid, steps in rows if steps[:2] != ["RECEIVED", "ENQUEUED"]]
+    assert not wrong, wrong[:3]
+
+
 def test_invalid_correlation_id_is_replaced(queue, procs):
     api = Api(queue)
     procs.append(api)
