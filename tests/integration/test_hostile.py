@@ -242,6 +242,21 @@ def _status_and_json(out):
     return int(head.split(b" ")[1]), json.loads(body.decode())
 
 
+def test_largest_allowed_target_and_headers_are_served(api):
+    # The per-connection pool must hold an 8 KiB request target and a header
+    # block just under 16 KiB (a token's 8 KiB included) and still answer:
+    # the answer is the route's own (401 JSON without a token), never
+    # libmicrohttpd's refusal.
+    target = b"/orders?x=" + b"a" * (8192 - 10 - 40)
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(16))
+    headers += b"X-Pad: " + b"p" * 200 + b"\r\n"
+    assert len(headers) < 16384
+    out = raw(api, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + headers
+              + b"\r\n")
+    status, body = _status_and_json(out)
+    assert status == 401 and body["error"]["code"] == "unauthorized", out[:300]
+
+
 def test_request_target_over_limit_gets_json_414(api):
     out = raw(api, b"GET /orders?x=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     status, body = _status_and_json(out)
