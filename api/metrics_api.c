@@ -99,60 +99,49 @@ enum MHD_Result metrics_api_page(struct req_ctx *c)
         }
     metrics_header(&b, "order_api_request_duration_seconds", "histogram", "HTTP request latency");
     metrics_histogram(&b, "order_api_request_duration_seconds", "", &api_metrics.request_latency);
-    metrics_header(&b, "order_api_orders_created_total", "counter", "Orders stored");
-    metrics_sample(&b, "order_api_orders_created_total", "",
-                   (double)atomic_load(&api_metrics.orders_created));
-    metrics_header(&b, "order_api_idempotent_replays_total", "counter",
-                   "POST /orders answered from a stored Idempotency-Key");
-    metrics_sample(&b, "order_api_idempotent_replays_total", "",
-                   (double)atomic_load(&api_metrics.idempotent_replays));
-    metrics_header(&b, "order_api_group_commits_total", "counter", "Group-commit transactions");
-    metrics_sample(&b, "order_api_group_commits_total", "",
-                   (double)atomic_load(&api_metrics.group_commits));
+    metrics_one(&b, "order_api_orders_created_total", "counter", "Orders stored",
+                (double)atomic_load(&api_metrics.orders_created));
+    metrics_one(&b, "order_api_idempotent_replays_total", "counter",
+                "POST /orders answered from a stored Idempotency-Key",
+                (double)atomic_load(&api_metrics.idempotent_replays));
+    metrics_one(&b, "order_api_group_commits_total", "counter", "Group-commit transactions",
+                (double)atomic_load(&api_metrics.group_commits));
     metrics_header(&b, "order_api_commit_duration_seconds", "histogram",
                    "Duration of one group commit");
     metrics_histogram(&b, "order_api_commit_duration_seconds", "",
                       &api_metrics.commit_batch_latency);
-    metrics_header(&b, "order_api_outbox_backlog", "gauge", "Outbox rows not yet sent to SQS");
-    metrics_sample(&b, "order_api_outbox_backlog", "", (double)publisher_backlog());
-    metrics_header(&b, "order_api_outbox_oldest_age_seconds", "gauge",
-                   "Age of the oldest unsent outbox row");
-    metrics_sample(&b, "order_api_outbox_oldest_age_seconds", "", publisher_oldest_age_s());
+    metrics_one(&b, "order_api_outbox_backlog", "gauge", "Outbox rows not yet sent to SQS",
+                (double)publisher_backlog());
+    metrics_one(&b, "order_api_outbox_oldest_age_seconds", "gauge",
+                "Age of the oldest unsent outbox row", publisher_oldest_age_s());
     struct publisher_stats ps;
     publisher_stats(&ps);
-    metrics_header(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS");
-    metrics_sample(&b, "order_api_sqs_messages_sent_total", "", (double)ps.sent);
-    metrics_header(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent");
-    metrics_sample(&b, "order_api_sqs_requests_total", "", (double)ps.requests);
-    metrics_header(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries");
-    metrics_sample(&b, "order_api_sqs_errors_total", "", (double)ps.errors);
-    metrics_header(&b, "order_api_outbox_rejected_total", "counter",
-                   "Outbox rows SQS refused for good (SenderFault), parked");
-    metrics_sample(&b, "order_api_outbox_rejected_total", "", (double)ps.rejected);
-    metrics_header(&b, "order_api_overloaded_total", "counter",
-                   "POST /orders answered 503 overloaded (outbox backlog at OUTBOX_MAX_BACKLOG)");
-    metrics_sample(&b, "order_api_overloaded_total", "",
-                   (double)atomic_load(&api_metrics.overloaded));
-    metrics_header(&b, "order_api_orders_canceled_total", "counter", "Orders canceled");
-    metrics_sample(&b, "order_api_orders_canceled_total", "",
-                   (double)atomic_load(&api_metrics.orders_canceled));
+    metrics_one(&b, "order_api_sqs_messages_sent_total", "counter", "Messages sent to SQS",
+                (double)ps.sent);
+    metrics_one(&b, "order_api_sqs_requests_total", "counter", "SQS requests sent",
+                (double)ps.requests);
+    metrics_one(&b, "order_api_sqs_errors_total", "counter", "Failed SQS calls or entries",
+                (double)ps.errors);
+    metrics_one(&b, "order_api_outbox_rejected_total", "counter",
+                "Outbox rows SQS refused for good (SenderFault), parked", (double)ps.rejected);
+    metrics_one(&b, "order_api_overloaded_total", "counter",
+                "POST /orders answered 503 overloaded (outbox backlog at OUTBOX_MAX_BACKLOG)",
+                (double)atomic_load(&api_metrics.overloaded));
+    metrics_one(&b, "order_api_orders_canceled_total", "counter", "Orders canceled",
+                (double)atomic_load(&api_metrics.orders_canceled));
     struct event_relay_stats es;
     event_relay_stats(&es);
-    metrics_header(&b, "order_api_events_published_total", "counter",
-                   "Order events EventBridge took");
-    metrics_sample(&b, "order_api_events_published_total", "", (double)es.published);
-    metrics_header(&b, "order_api_event_publish_errors_total", "counter",
-                   "Order events not taken in an attempt (PutEvents or the entry failed)");
-    metrics_sample(&b, "order_api_event_publish_errors_total", "", (double)es.errors);
-    metrics_header(&b, "order_api_events_rejected_total", "counter",
-                   "Order events EventBridge refused for good, parked");
-    metrics_sample(&b, "order_api_events_rejected_total", "", (double)es.rejected);
-    metrics_header(&b, "order_api_event_outbox_backlog", "gauge",
-                   "Order events not yet sent to EventBridge");
-    metrics_sample(&b, "order_api_event_outbox_backlog", "", (double)es.backlog);
-    metrics_header(&b, "order_api_db_errors_total", "counter", "Failed database operations");
-    metrics_sample(&b, "order_api_db_errors_total", "",
-                   (double)atomic_load(&api_metrics.db_errors));
+    metrics_one(&b, "order_api_events_published_total", "counter", "Order events EventBridge took",
+                (double)es.published);
+    metrics_one(&b, "order_api_event_publish_errors_total", "counter",
+                "Order events not taken in an attempt (PutEvents or the entry failed)",
+                (double)es.errors);
+    metrics_one(&b, "order_api_events_rejected_total", "counter",
+                "Order events EventBridge refused for good, parked", (double)es.rejected);
+    metrics_one(&b, "order_api_event_outbox_backlog", "gauge",
+                "Order events not yet sent to EventBridge", (double)es.backlog);
+    metrics_one(&b, "order_api_db_errors_total", "counter", "Failed database operations",
+                (double)atomic_load(&api_metrics.db_errors));
     guard_metrics(&b);
     enum MHD_Result ret =
         http_send_text(c, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);

@@ -56,6 +56,12 @@ void metrics_sample(struct buf *b, const char *name, const char *labels, double 
         appendf(b, "%s %.17g\n", name, value);
 }
 
+void metrics_one(struct buf *b, const char *name, const char *type, const char *help, double value)
+{
+    metrics_header(b, name, type, help);
+    metrics_sample(b, name, "", value);
+}
+
 void metrics_histogram(struct buf *b, const char *name, const char *labels,
                        const struct histogram *h)
 {

@@ -34,6 +34,9 @@ void histogram_observe_ms(struct histogram *h, double ms);
 void metrics_header(struct buf *b, const char *name, const char *type, const char *help);
 /* Appends one sample; labels is "" or 'a="x",b="y"'. */
 void metrics_sample(struct buf *b, const char *name, const char *labels, double value);
+/* A metric of one unlabelled sample: its HELP and TYPE lines and the value,
+ * the name written once. */
+void metrics_one(struct buf *b, const char *name, const char *type, const char *help, double value);
 /* Appends the _bucket, _sum and _count lines of h. */
 void metrics_histogram(struct buf *b, const char *name, const char *labels,
                        const struct histogram *h);

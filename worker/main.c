@@ -306,9 +306,8 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const 
             metrics_header(&b, counters[i].name, "counter", counters[i].help);
             metrics_sample(&b, counters[i].name, "", (double)atomic_load(counters[i].v));
         }
-        metrics_header(&b, "order_worker_messages_in_flight", "gauge", "Messages held now");
-        metrics_sample(&b, "order_worker_messages_in_flight", "",
-                       (double)atomic_load(&wmetrics.in_flight));
+        metrics_one(&b, "order_worker_messages_in_flight", "gauge", "Messages held now",
+                    (double)atomic_load(&wmetrics.in_flight));
         metrics_header(&b, "order_worker_payment_duration_seconds", "histogram",
                        "From receipt of the message to the order PROCESSED");
         metrics_histogram(&b, "order_worker_payment_duration_seconds", "",
